@@ -1,0 +1,89 @@
+"""Bit statistics and the bit-budget loss (method.md section 4).
+
+Over the learned layers (the stem excluded), with rounded bits carrying straight-through gradients:
+
+    mean Bw = sum_l n_w,l Bw_l / sum_l n_w,l          n_w,l: weight count of layer l
+    mean Bs = sum_l n_x,l Bs_l / sum_l n_x,l          n_x,l: input features per sample; Bs_l the mean
+    mean T  = sum_l n_x,l T_l  / sum_l n_x,l                 of the layer's active per-step Bs
+    BB      = mean T * mean Bw * mean Bs
+
+    L = L_task + l_w |mean Bw - Bw_tar| + l_s |mean Bs - Bs_tar| + l_T |mean T - T_tar|
+
+Reference coefficients l_w = l_s = 0.04, l_T = 0.01.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import quant_layers
+
+
+@dataclass
+class BitStats:
+    """Weighted means as 0-d tensors (differentiable through the STE)."""
+
+    W: torch.Tensor
+    S: torch.Tensor
+    T: torch.Tensor
+
+    @property
+    def bit_budget(self) -> torch.Tensor:
+        return self.W * self.S * self.T
+
+    def as_floats(self) -> dict[str, float]:
+        return {"W": self.W.item(), "S": self.S.item(), "T": self.T.item(),
+                "bit_budget": self.bit_budget.item()}
+
+    def wst(self, digits: int = 2) -> str:
+        return "/".join(f"{v.item():.{digits}f}" for v in (self.W, self.S, self.T))
+
+
+def bit_stats(model: nn.Module) -> BitStats:
+    """Weighted mean Bw, Bs and T of the learned (non-stem) quantized layers of ``model``."""
+    layers = [m for _, m in quant_layers(model)]
+    if not layers:
+        raise ValueError("the model has no learned quantized layers")
+    if any(not m.in_shape for m in layers):
+        raise RuntimeError("run one forward pass first: input feature counts are known only then")
+    n_w = torch.tensor([float(m.weight.numel()) for m in layers])
+    n_x = torch.tensor([float(torch.Size(m.in_shape).numel()) for m in layers])
+    bw = torch.stack([m.wq.bits[0]() for m in layers])
+    bs = torch.stack([torch.stack([b() for b in m.neuron.bits[: m.neuron.active_slots()]]).mean()
+                      for m in layers])
+    t = torch.stack([m.neuron.T() for m in layers])
+    n_w, n_x = n_w.to(bw), n_x.to(bw)
+    return BitStats(W=(n_w * bw).sum() / n_w.sum(), S=(n_x * bs).sum() / n_x.sum(),
+                    T=(n_x * t).sum() / n_x.sum())
+
+
+@dataclass(frozen=True)
+class BitTarget:
+    """Target mean W/S/T and the penalty coefficients of the bit loss."""
+
+    W: float = 1.0
+    S: float = 1.0
+    T: float = 1.0
+    lam_w: float = 0.04
+    lam_s: float = 0.04
+    lam_T: float = 0.01
+
+    @classmethod
+    def parse(cls, wst: str, **coefficients) -> "BitTarget":
+        """From a string "W/S/T", e.g. "1.5/1.5/1"."""
+        try:
+            w, s, t = (float(v) for v in wst.split("/"))
+        except ValueError:
+            raise ValueError(f"W/S/T must look like '2/2/1' (three numbers >= 1), got {wst!r}") from None
+        if min(w, s, t) < 1:
+            raise ValueError(f"W/S/T values must be >= 1, got {wst!r}")
+        return cls(w, s, t, **coefficients)
+
+
+def bit_loss(stats: BitStats, target: BitTarget) -> torch.Tensor:
+    """l_w |W - W_tar| + l_s |S - S_tar| + l_T |T - T_tar|."""
+    return (target.lam_w * (stats.W - target.W).abs() + target.lam_s * (stats.S - target.S).abs()
+            + target.lam_T * (stats.T - target.T).abs())
