@@ -1,0 +1,120 @@
+"""Build the HTML book: run every chapter notebook with papermill, then jupyter-book 1.x.
+
+    python book/build.py [--profile default|smoke|gpu] [--only NAME ...]
+
+Chapters are the toc entries under ``book/chapters/``; ``book/chapters/NAME`` is the executed copy
+of ``nb/NAME.ipynb`` (the folder is rebuilt from scratch, so no stale page survives a failure).
+``book/profiles.yml`` holds the papermill parameters of each non-default profile.  Any notebook
+error or Sphinx warning fails the build with a non-zero exit.  MathJax is copied from the
+django-static-mathjax wheel into ``book/_static`` so that pages render math offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import papermill
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+CHAPTERS = BOOK / "chapters"
+BUILD = ROOT / "_build"
+HTML = BUILD / "html"
+
+
+def toc_chapters() -> list[str]:
+    """Names of the notebook chapters listed in the toc, in order."""
+    names: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                entry = node.get(key)
+                if isinstance(entry, str) and entry.startswith("book/chapters/"):
+                    names.append(entry.removeprefix("book/chapters/"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load((BOOK / "_toc.yml").read_text()))
+    return names
+
+
+def profile_parameters(profile: str) -> dict[str, dict]:
+    if profile == "default":
+        return {}
+    profiles = yaml.safe_load((BOOK / "profiles.yml").read_text()) or {}
+    if profile not in profiles:
+        raise SystemExit(f"unknown profile {profile!r}; accepted: default, {', '.join(profiles)}")
+    return profiles[profile] or {}
+
+
+def copy_mathjax() -> None:
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("MathJax not found: install the book extra (django-static-mathjax)")
+    src = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+    dst = BOOK / "_static" / "mathjax" / "es5"
+    if not (dst / "tex-mml-chtml.js").exists():
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+
+
+def run_notebooks(names: list[str], params: dict[str, dict]) -> list[tuple[str, float]]:
+    CHAPTERS.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for name in names:
+        src = ROOT / "nb" / f"{name}.ipynb"
+        if not src.exists():
+            raise SystemExit(f"the toc lists book/chapters/{name} but nb/{name}.ipynb does not exist")
+        start = time.perf_counter()
+        print(f"[book] running nb/{name}.ipynb", flush=True)
+        papermill.execute_notebook(str(src), str(CHAPTERS / f"{name}.ipynb"),
+                                   parameters=params.get(name, {}), cwd=str(ROOT),
+                                   kernel_name="python3", progress_bar=False)
+        timings.append((name, time.perf_counter() - start))
+        print(f"[book] nb/{name}.ipynb done in {timings[-1][1]:.1f} s", flush=True)
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default", help="parameter profile (book/profiles.yml)")
+    parser.add_argument("--only", nargs="*", help="run only these chapters (others are left out)")
+    args = parser.parse_args(argv)
+
+    params = profile_parameters(args.profile)
+    names = toc_chapters()
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            raise SystemExit(f"unknown chapter(s) {unknown}; accepted: {', '.join(names)}")
+        names = [n for n in names if n in args.only]
+
+    shutil.rmtree(CHAPTERS, ignore_errors=True)
+    shutil.rmtree(BUILD, ignore_errors=True)  # stale doctrees would hide warnings
+    copy_mathjax()
+    start = time.perf_counter()
+    timings = run_notebooks(names, params)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", ".", "--config", "book/_config.yml", "--toc", "book/_toc.yml",
+           "-W", "-n", "--keep-going"]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    total = time.perf_counter() - start
+    for name, seconds in timings:
+        print(f"[book] {name}: {seconds:.1f} s ({100 * seconds / total:.0f} % of the build)")
+    print(f"[book] built {HTML / 'index.html'} in {total:.1f} s (profile {args.profile})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
