@@ -33,7 +33,7 @@ from .quant import FIRING_MODES, StepQuantizer, bit_grad_factor, grad_scale, int
 
 def membrane_update(v: torch.Tensor, out: torch.Tensor, x: torch.Tensor, tau: float) -> torch.Tensor:
     """v_t = v_{t-1} / tau - out_{t-1} + x."""
-    return v / tau - out + x
+    return (v if tau == 1 else v / tau) - out + x
 
 
 def neuron_step(x, v, out, vth, qmin: int, qmax: int, tau: float = 1.0, firing: str = "round"):
@@ -66,7 +66,7 @@ class _SqueezedNeuron(torch.autograd.Function):
     """sum_t Vth1_{p(t)} S_t over T steps, saving only per-element sums for backward."""
 
     @staticmethod
-    def forward(ctx, x, vth, bits, T, ranges, tau, firing, gscales, factors):
+    def forward(ctx, x, vth, bits, T, ranges, tau, firing, gscales, factors, count):
         slots = vth.shape[0]
         need_vth, need_bits = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         total = torch.zeros_like(x)
@@ -74,20 +74,21 @@ class _SqueezedNeuron(torch.autograd.Function):
         d_vth = x.new_zeros((slots,) + x.shape) if need_vth else None
         n_clip = x.new_zeros((slots,) + x.shape) if need_bits else None
         nonzero = x.new_zeros(())
-        v, out = torch.zeros_like(x), torch.zeros_like(x)
+        v = out = None
         for t in range(T):
             p = t if slots > 1 else 0
-            v = membrane_update(v, out, x, tau)
+            v = x if t == 0 else membrane_update(v, out, x, tau)
             u = v / vth[p]
             s, inside, clip = int_codes(u, *ranges[p], firing)
             out = vth[p] * s
             total += out
             n_inside += inside
             if need_vth:
-                d_vth[p] += torch.where(inside, s - u, s)
+                d_vth[p] += s - u * inside
             if need_bits:
                 n_clip[p] += clip
-            nonzero += torch.count_nonzero(s)
+            if count:
+                nonzero += torch.count_nonzero(s)
         ctx.save_for_backward(vth, n_inside, d_vth, n_clip)
         ctx.consts = (gscales, factors)
         ctx.mark_non_differentiable(nonzero)
@@ -105,7 +106,7 @@ class _SqueezedNeuron(torch.autograd.Function):
         if n_clip is not None:
             fs = torch.tensor(factors, dtype=grad.dtype, device=grad.device)
             grad_bits = (grad * n_clip).flatten(1).sum(1) * gs * fs * vth.detach()
-        return grad_x, grad_vth, grad_bits, None, None, None, None, None, None
+        return grad_x, grad_vth, grad_bits, None, None, None, None, None, None, None
 
 
 class SpikingNeuron(StepQuantizer):
@@ -155,7 +156,7 @@ class SpikingNeuron(StepQuantizer):
         total, nonzero = _SqueezedNeuron.apply(
             x, self.step[:slots], torch.stack([b() for b in self.bits[:slots]]), T, ranges,
             self.tau, self.firing, [grad_scale(x.numel(), q) for _, q in ranges],
-            [bit_grad_factor(b, q) for b, (_, q) in zip(bits, ranges)])
+            [bit_grad_factor(b, q) for b, (_, q) in zip(bits, ranges)], self.track_rate)
         if self.track_rate:
             self.spike_count += nonzero.detach().to(torch.float64)
             self.spike_slots += x.numel() * T

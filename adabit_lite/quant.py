@@ -61,8 +61,9 @@ def int_codes(u: torch.Tensor, qmin: int, qmax: int, mode: str = "round"):
     """Integer codes of u = x/s and the two masks the backward pass needs.
 
     Returns (q, inside, clip): q = clip(round(u), qmin, qmax); inside = qmin <= round(u) <= qmax;
-    clip = +1 above the range, -1 below, 0 inside.  ``mode``: 'round' (half away from zero),
-    'floor', or 'binary' (q = sign(u), sign(0) = -1, inside = |u| <= 1).
+    clip = +1 above the range, -1 below, 0 inside.  ``mode``: 'round' (half away from zero; for an
+    unsigned range floor(u + 0.5), which differs only at u = -0.5 exactly), 'floor', or 'binary'
+    (q = sign(u), sign(0) = -1, inside = |u| <= 1).
     """
     if mode == "binary":
         q = torch.where(u > 0, 1.0, -1.0).to(u.dtype)
@@ -70,14 +71,13 @@ def int_codes(u: torch.Tensor, qmin: int, qmax: int, mode: str = "round"):
         clip = (u > 1).to(u.dtype) - (u < -1).to(u.dtype)
         return q, inside, clip
     if mode == "round":
-        r = torch.sign(u) * torch.floor(u.abs() + 0.5)
+        r = torch.floor(u + 0.5) if qmin >= 0 else torch.sign(u) * torch.floor(u.abs() + 0.5)
     elif mode == "floor":
         r = torch.floor(u)
     else:
         raise ValueError(f"mode must be one of 'round', 'floor', 'binary', got {mode!r}")
-    above, below = r > qmax, r < qmin
     q = r.clamp(qmin, qmax)
-    return q, ~(above | below), above.to(u.dtype) - below.to(u.dtype)
+    return q, r == q, torch.sign(r - q)
 
 
 def fake_quant(x: torch.Tensor, step, bits: int, signed: bool, mode: str | None = None) -> torch.Tensor:
