@@ -13,6 +13,7 @@ S-ACE (meter).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +22,34 @@ from torch import nn
 
 from .neuron import SpikingNeuron
 from .quant import StepQuantizer, WeightQuantizer
+
+
+_SHAPE_ONLY = False
+
+
+@contextmanager
+def shape_only():
+    """Propagate shapes only: inside this context a quantized layer skips its neuron and its op.
+
+    It records its input and output shapes (so ``report`` works) and returns zeros of the output
+    shape that the conv / linear arithmetic gives.  The meter uses it to size big networks (an
+    ImageNet ResNet at 224x224) without running their convolutions.
+    """
+    global _SHAPE_ONLY
+    before, _SHAPE_ONLY = _SHAPE_ONLY, True
+    try:
+        yield
+    finally:
+        _SHAPE_ONLY = before
+
+
+def shape_only_active() -> bool:
+    """True inside ``shape_only()`` (other spiking modules may skip their work too)."""
+    return _SHAPE_ONLY
+
+
+def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 @dataclass(frozen=True)
@@ -114,9 +143,19 @@ class QConv2d(nn.Conv2d, QuantLayer):
         self._setup(cfg, stem)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._conv_forward(self.neuron(x), self.wq(self.weight), self.bias)
+        if _SHAPE_ONLY:
+            y = x.new_zeros(x.shape[:-3] + (self.out_channels,) + self._spatial_out(x.shape[-2:]))
+        else:
+            y = self._conv_forward(self.neuron(x), self.wq(self.weight), self.bias)
         self._remember(x, y)
         return y
+
+    def _spatial_out(self, hw) -> tuple[int, int]:
+        if self.padding == "same":
+            return tuple(hw)
+        pad = (0, 0) if self.padding == "valid" else self.padding
+        return tuple(_conv_out(n, k, s, p, d) for n, k, s, p, d in
+                     zip(hw, self.kernel_size, self.stride, pad, self.dilation))
 
 
 class QLinear(nn.Linear, QuantLayer):
@@ -130,7 +169,10 @@ class QLinear(nn.Linear, QuantLayer):
         self._setup(cfg, stem)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(self.neuron(x), self.wq(self.weight), self.bias)
+        if _SHAPE_ONLY:
+            y = x.new_zeros(x.shape[:-1] + (self.out_features,))
+        else:
+            y = F.linear(self.neuron(x), self.wq(self.weight), self.bias)
         self._remember(x, y)
         return y
 
