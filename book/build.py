@@ -1,12 +1,14 @@
 """Build the HTML book: run every chapter notebook with papermill, then jupyter-book 1.x.
 
-    python book/build.py [--profile default|smoke|gpu] [--only NAME ...]
+    python book/build.py [--profile default|smoke|gpu] [--only NAME ...] [--output DIR]
 
 Chapters are the toc entries under ``book/chapters/``; ``book/chapters/NAME`` is the executed copy
 of ``nb/NAME.ipynb`` (the folder is rebuilt from scratch, so no stale page survives a failure).
 ``book/profiles.yml`` holds the papermill parameters of each non-default profile.  Any notebook
 error or Sphinx warning fails the build with a non-zero exit.  MathJax is copied from the
 django-static-mathjax wheel into ``book/_static`` so that pages render math offline.
+The HTML lands in ``_build/html`` (with ``--output DIR``: ``DIR/_build/html``; the tests build
+their smoke book there so that it never replaces the book of ``make book``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 CHAPTERS = BOOK / "chapters"
-BUILD = ROOT / "_build"
-HTML = BUILD / "html"
 
 
 def toc_chapters() -> list[str]:
@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default", help="parameter profile (book/profiles.yml)")
     parser.add_argument("--only", nargs="*", help="run only these chapters (others are left out)")
+    parser.add_argument("--output", default=".", help="the HTML goes to OUTPUT/_build/html")
     args = parser.parse_args(argv)
+    build = (ROOT / args.output).resolve() / "_build"
+    html = build / "html"
 
     params = profile_parameters(args.profile)
     names = toc_chapters()
@@ -101,18 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if n in args.only]
 
     shutil.rmtree(CHAPTERS, ignore_errors=True)
-    shutil.rmtree(BUILD, ignore_errors=True)  # stale doctrees would hide warnings
+    shutil.rmtree(build, ignore_errors=True)  # stale doctrees would hide warnings
     copy_mathjax()
     start = time.perf_counter()
     timings = run_notebooks(names, params)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", ".", "--config", "book/_config.yml", "--toc", "book/_toc.yml",
-           "-W", "-n", "--keep-going"]
+           "--path-output", str(build.parent), "-W", "-n", "--keep-going"]
     subprocess.run(cmd, cwd=ROOT, check=True)
     total = time.perf_counter() - start
     for name, seconds in timings:
         print(f"[book] {name}: {seconds:.1f} s ({100 * seconds / total:.0f} % of the build)")
-    print(f"[book] built {HTML / 'index.html'} in {total:.1f} s (profile {args.profile})")
+    print(f"[book] built {html / 'index.html'} in {total:.1f} s (profile {args.profile})")
     return 0
 
 
