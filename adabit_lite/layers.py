@@ -72,8 +72,9 @@ class QuantConfig:
 
     def __post_init__(self):
         for name in ("w_bits", "s_bits", "T"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     @classmethod
     def stem(cls, T: int = 2, T_bound: int | None = None, learn_T: bool = True) -> "QuantConfig":

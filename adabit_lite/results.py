@@ -1,7 +1,18 @@
-"""Small result files: atomic JSON writes and the key numbers a chapter records for its tests."""
+"""Small result files: atomic JSON writes, result keys, and finding a stored result again.
+
+A training result (``train.py`` writes it as ``result.json``) is keyed by the parameters that
+affect its numbers and by ``ALGORITHM_VERSION``::
+
+    key = sha256(canonical JSON of {"parameters": ..., "algorithm_version": ...})[:16]
+
+``find_result(results_dir, cfg)`` returns a stored result only when key, parameters and version all
+match; anything else (another parameter, another version) is never reused.  ``record`` merges a
+chapter's key numbers into a small JSON file that its test reads.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,3 +42,92 @@ def record(path: str | Path, **numbers) -> Path:
     data = json.loads(path.read_text()) if path.exists() else {}
     data.update(numbers)
     return atomic_write_json(path, data)
+
+
+# ---------------------------------------------------------------- keys: parameters + code version
+def key_parameters(params) -> dict:
+    """The parameters that decide a run's numbers, as a plain dict.
+
+    ``params`` is a training config (anything with a ``key_parameters()`` method, such as
+    ``train.TrainConfig``) or a plain mapping of parameter names to JSON values.
+    """
+    if hasattr(params, "key_parameters"):
+        return dict(params.key_parameters())
+    if isinstance(params, dict):
+        return dict(params)
+    raise TypeError(f"expected a training config or a dict of parameters, got {type(params).__name__}")
+
+
+def result_key(params, algorithm_version: int | None = None) -> str:
+    """A stable 16-hex-digit key: SHA-256 of the canonical JSON of the parameters and the version.
+
+    Two runs share a key exactly when every parameter that affects the numbers is equal and they
+    were computed by the same ``ALGORITHM_VERSION`` (the package bumps it whenever numbers change).
+    """
+    if algorithm_version is None:
+        from . import ALGORITHM_VERSION as algorithm_version
+    blob = json.dumps({"parameters": key_parameters(params),
+                       "algorithm_version": int(algorithm_version)},
+                      sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_result(data) -> bool:
+    return isinstance(data, dict) and {"key", "parameters", "code", "metrics"} <= data.keys()
+
+
+def load_results(results_dir: str | Path, current_version_only: bool = True) -> list[dict]:
+    """Every stored result file under ``results_dir`` (searched recursively, ``*.json``).
+
+    Each result gets ``"_path"`` (where it was found).  With ``current_version_only`` (default) a
+    result computed by another ``ALGORITHM_VERSION`` is left out.
+    """
+    from . import ALGORITHM_VERSION
+
+    found = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        data = _read_json(path)
+        if not _is_result(data):
+            continue
+        if current_version_only and data["code"].get("algorithm_version") != ALGORITHM_VERSION:
+            continue
+        found.append({**data, "_path": str(path)})
+    return found
+
+
+def find_result(results_dir: str | Path, params) -> dict | None:
+    """The stored result for exactly these parameters and this code version, or None.
+
+    A file matches only if its key equals ``result_key(params)`` *and* its recorded parameters and
+    algorithm version are equal to the current ones (so a hash collision or a hand-edited file
+    is never taken for a match).  Never raises for a missing folder.
+    """
+    from . import ALGORITHM_VERSION
+
+    if not Path(results_dir).is_dir():
+        return None
+    key, wanted = result_key(params), key_parameters(params)
+    for data in load_results(results_dir):
+        stored = {k: v for k, v in data["parameters"].items() if k in wanted}
+        if (data["key"] == key and stored == wanted
+                and data["code"].get("algorithm_version") == ALGORITHM_VERSION):
+            return data
+    return None
+
+
+def results_frame(results: list[dict]):
+    """A pandas DataFrame with one row per result: its parameters and its scalar final metrics."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        metrics = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float, str))}
+        rows.append({"key": r["key"], **r["parameters"], **metrics})
+    return pd.DataFrame(rows)

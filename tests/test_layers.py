@@ -82,3 +82,5 @@ def test_clamp_pulls_latents_and_steps_back():
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="w_bits"):
         QuantConfig(w_bits=0)
+    with pytest.raises(ValueError, match="s_bits"):
+        QuantConfig(s_bits=4.5)

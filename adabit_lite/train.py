@@ -1,0 +1,955 @@
+"""One training loop for every chapter and for the command line (method.md sections 4, 5, 9).
+
+    from adabit_lite.train import TrainConfig, train
+    result = train(TrainConfig(dataset="digits", epochs=3), out_dir="runs/demo")
+
+    python -m adabit_lite.train --out runs/demo --dataset digits --epochs 3
+
+Per batch (every rank of a data-parallel run does the same on its shard of the batch):
+
+    loss = cross_entropy(model(x), y) + lam_w |mean Bw - Bw_tar| + lam_s |mean Bs - Bs_tar|
+                                      + lam_T |mean T - T_tar|                   (loss.bit_loss)
+    loss.backward();  average the gradients over ranks;  optimiser step;  layers.clamp_(model)
+
+Quantizer steps are initialised on the first training batch, and a step is renewed the moment a
+layer's rounded bit width changes (quant.StepQuantizer.observe).  After each epoch: the test
+accuracy, the bit statistics, the cost (meter.learned_costs), the renewal switch-off rule
+(renew.Renewal.end_epoch), one line of history, and a checkpoint.
+
+Optimiser (the reference recipe): SGD with momentum 0.9 and four parameter groups with their own
+learning rates (weights and biases ``lr``, quantizer steps ``lr_step``, bit latents ``lr_bits``,
+T latents ``lr_T``; weight decay on the weights only), cosine-annealed per epoch to 0.  Adam is an
+option (its default learning rates are those of the prototype in method.md section 8).
+
+Files in ``out_dir`` (written by rank 0 only, each atomically: temporary file + rename):
+
+- ``result.json``: parameters, key, code version, final metrics and the per-epoch history.  It holds
+  no times and no paths, so the same parameters on the same machine give the same bytes.
+- ``checkpoint.pt``: everything needed to go on (model, optimiser, scheduler, renewal state, epoch,
+  history, RNG state), written at the end of every epoch.  Rerunning the same command resumes from
+  it; the interrupted epoch is replayed from its start, and since the data order is a pure function
+  of (seed, epoch), the result is the same as that of an uninterrupted run.
+- ``timing.json``: seconds per epoch (kept out of result.json).
+
+Baselines and reuse: ``cfg.uquant()`` fixes every learned layer at the target bits from the start
+(no bit learning, no renewal); ``cfg.fixed("4/4/1")`` at other bits, and ``layer_bits`` per layer
+(the allocation control).  A result is keyed by the parameters that affect its numbers and by
+``ALGORITHM_VERSION`` (``results.result_key``); ``load_or_train(cfg, results_dir)`` reuses a stored
+result only when key, parameters and version all match, and says so.
+
+Data-parallel training: start the CLI with
+``torchrun --standalone --nproc_per_node N -m adabit_lite.train ...``
+(gloo on CPU, nccl on GPU).  ``batch_size`` is the global batch; rank r takes samples r, r + N, ...
+of every batch; gradients are summed over ranks and divided by N; BatchNorm running statistics are
+averaged over ranks at the end of each epoch; the quantizers' initialisation and renewal statistics
+are all-reduced inside quant.py (``sync_stats=False`` switches that off, for the control
+experiment that shows why it is needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import inspect
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import ALGORITHM_VERSION, __version__
+from . import data as data_mod
+from .layers import QuantConfig, clamp_, layer_reports, quant_layers
+from .loss import BitTarget, bit_loss, bit_stats
+from .meter import learned_costs
+from .models import MODEL_NAMES, MODELS, build_model
+from .neuron import SpikingNeuron
+from .quant import FIRING_MODES, StepQuantizer
+from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
+from .results import atomic_write_json, find_result, result_key
+
+__all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "train",
+           "load_or_train", "load_trained", "result_key", "find_result", "main"]
+
+STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "cifar10", "cifar100")
+OPTIMIZERS = ("sgd", "adam")
+AUGMENTS = ("default", "none", "crop-flip")
+#: default learning rates (weights, steps, bits, T) and weight decay per optimiser
+DEFAULT_LRS = {"sgd": (0.05, 0.05, 0.1, 0.1, 5e-4), "adam": (2e-3, 2e-3, 0.02, 0.02, 0.0)}
+#: config fields that say where a run executes, not what it computes: left out of the result key
+EXECUTION_FIELDS = ("device",)
+EVAL_BATCH = 500
+RESULT_FILE, CHECKPOINT_FILE, TIMING_FILE = "result.json", "checkpoint.pt", "timing.json"
+
+
+# ============================================================================ errors
+class OptionError(ValueError):
+    """A bad option value.  ``str()`` is one line naming the option and what it accepts."""
+
+    def __init__(self, option: str, accepted: str, value=None, detail: str = ""):
+        self.option, self.accepted, self.value = option, accepted, value
+        self.detail = detail
+        super().__init__(self.line())
+
+    def line(self, cli: bool = False) -> str:
+        name = "--" + self.option.replace("_", "-") if cli else repr(self.option)
+        if self.detail:
+            return f"option {name}: {self.detail}"
+        return f"option {name} must be {self.accepted} (got {self.value!r})"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or a parameter) became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunMismatch(RuntimeError):
+    """``out_dir`` holds a result or checkpoint of different parameters or code version."""
+
+
+# ============================================================================ the configuration
+def _opt(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.  ``validated()`` checks it and fills the defaults
+    that depend on other fields (learning rates, weight decay, min_epoch); the result file records
+    the validated config."""
+
+    # model
+    arch: str = _opt("small-cnn", f"network: {', '.join(MODEL_NAMES)}")
+    width: int | None = _opt(None, "base channel width of the network (default: the model's)")
+    # data
+    dataset: str = _opt("mnist5k", f"data set: {', '.join(STATIC_DATASETS)}")
+    data_options: str = _opt("", "data set options KEY=VALUE[,KEY=VALUE...], e.g. size=8 "
+                                 "(see data.make_dataset)")
+    split_seed: int = _opt(0, "seed of the stratified train/test split")
+    train_limit: int | None = _opt(None, "train on a stratified subset of this many images")
+    augment: str = _opt("default", "training augmentation: default (the data set's), none, "
+                                   "crop-flip")
+    # bits
+    init: str = _opt("4/4/2", "initial W/S/T of every learned layer (integers)")
+    target: str = _opt("1/1/1", "target mean W/S/T of the bit loss, e.g. 1.5/1.5/1")
+    learn_w: bool = _opt(True, "learn the weight bit widths Bw")
+    learn_s: bool = _opt(True, "learn the spike bit widths Bs")
+    learn_T: bool = _opt(True, "learn the temporal lengths T")
+    layer_bits: str = _opt("", "per-layer initial bits NAME=W/S/T[,NAME=W/S/T...] "
+                               "(overrides init for those layers)")
+    lam_w: float = _opt(0.04, "penalty coefficient of |mean Bw - target|")
+    lam_s: float = _opt(0.04, "penalty coefficient of |mean Bs - target|")
+    lam_T: float = _opt(0.01, "penalty coefficient of |mean T - target|")
+    renewal: str = _opt("activation", f"step renewal: {', '.join(VARIANTS)}")
+    rho: float = _opt(0.24, "renewal switches off once |mean - target| < rho |init - target|")
+    min_epoch: int | None = _opt(None, "renewal never switches off before this epoch "
+                                       "(default ceil(0.07 epochs))")
+    running_extrema: bool = _opt(False, "reference-code renewal: the clipping range never shrinks")
+    # neuron
+    tau: float = _opt(1.0, "membrane decay of the neuron (old neuron: 2)")
+    firing: str = _opt("round", f"spike count rule: {', '.join(FIRING_MODES)}")
+    per_step: bool = _opt(False, "every time step has its own Vth1 and Bs")
+    # optimiser
+    optimizer: str = _opt("sgd", f"optimiser: {', '.join(OPTIMIZERS)}")
+    lr: float | None = _opt(None, "learning rate of weights and biases (sgd 0.05, adam 2e-3)")
+    lr_step: float | None = _opt(None, "learning rate of the steps S_q, Vth1 (sgd 0.05, adam 2e-3)")
+    lr_bits: float | None = _opt(None, "learning rate of the bit latents (sgd 0.1, adam 0.02)")
+    lr_T: float | None = _opt(None, "learning rate of the T latents (sgd 0.1, adam 0.02)")
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float | None = _opt(None, "weight decay of weights and biases "
+                                            "(sgd 5e-4, adam 0)")
+    epochs: int = _opt(10, "epochs (the cosine schedule reaches 0 at the end)")
+    batch_size: int = _opt(64, "global batch size (split over ranks)")
+    seed: int = _opt(0, "seed of the initialisation and the data order")
+    # execution
+    device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:N")
+    sync_stats: bool = _opt(True, "all-reduce the quantizers' init/renewal statistics over ranks")
+
+    # ------------------------------------------------------------------ variants
+    def fixed(self, wst: str | None = None) -> "TrainConfig":
+        """Every learned layer fixed at ``wst`` (default: the target) from the start: no bit or T
+        learning and so no renewal.  ``cfg.fixed()`` is the U-quant baseline."""
+        option = "target" if wst is None else "init"
+        wst = self.target if wst is None else wst
+        wst = _format_wst(_parse_wst(option, wst, integers=True))  # fixed bits are integers
+        return dataclasses.replace(self, init=wst, target=wst, learn_w=False, learn_s=False,
+                                   learn_T=False, renewal="none")
+
+    def uquant(self) -> "TrainConfig":
+        """U-quant (method.md 9): every learned layer at the target bits from the start."""
+        return self.fixed()
+
+    # ------------------------------------------------------------------ validation
+    def validated(self) -> "TrainConfig":
+        """Check every field (raise ``OptionError``, one line) and fill the derived defaults."""
+        v = _Checker(self)
+        v.choice("arch", MODEL_NAMES)
+        v.int_or_none("width", 1)
+        v.choice("dataset", STATIC_DATASETS)
+        data_options = _canonical_pairs("data_options", self.data_options, _parse_scalar)
+        if "seed" in dict(data_options):
+            raise OptionError("data_options", "", detail="use split_seed, not seed=, for the split")
+        v.int("split_seed", 0)
+        v.int_or_none("train_limit", 10)
+        v.choice("augment", AUGMENTS)
+        init = _parse_wst("init", self.init, integers=True)
+        target = _parse_wst("target", self.target, integers=False)
+        for i, (name, extra) in enumerate((("W", 2), ("S", 2), ("T", 1))):
+            if target[i] > init[i] + extra:
+                raise OptionError("target", f"<= init + {extra} for {name} (the bound)",
+                                  self.target)
+        for name in ("learn_w", "learn_s", "learn_T", "running_extrema", "per_step",
+                     "sync_stats"):
+            v.bool(name)
+        layer_bits = _canonical_pairs("layer_bits", self.layer_bits,
+                                      lambda s: _format_wst(_parse_wst("layer_bits", s, True)))
+        for name in ("lam_w", "lam_s", "lam_T"):
+            v.float(name, 0.0)
+        v.choice("renewal", VARIANTS)
+        v.float("rho", 0.0, 1.0)
+        v.int_or_none("min_epoch", 0)
+        v.float("tau", 1.0)
+        v.choice("firing", FIRING_MODES)
+        v.choice("optimizer", OPTIMIZERS)
+        for name in ("lr", "lr_step", "lr_bits", "lr_T", "weight_decay"):
+            v.float_or_none(name, 0.0)
+        v.float("momentum", 0.0, 1.0, open_high=True)
+        v.int("epochs", 1)
+        v.int("batch_size", 1)
+        v.int("seed", 0)
+        _check_device_name(self.device)  # whether CUDA is there is checked when training
+        lr, lr_step, lr_bits, lr_T, wd = DEFAULT_LRS[self.optimizer]
+
+        def pick(value, default):
+            return float(default if value is None else value)
+
+        return dataclasses.replace(
+            self, data_options=_format_pairs(data_options), init=_format_wst(init),
+            target=_format_wst(target), layer_bits=_format_pairs(layer_bits),
+            lr=pick(self.lr, lr), lr_step=pick(self.lr_step, lr_step),
+            lr_bits=pick(self.lr_bits, lr_bits), lr_T=pick(self.lr_T, lr_T),
+            weight_decay=pick(self.weight_decay, wd),
+            min_epoch=default_min_epoch(self.epochs) if self.min_epoch is None else self.min_epoch,
+            **{k: float(getattr(self, k)) for k in ("lam_w", "lam_s", "lam_T", "rho", "tau",
+                                                    "momentum")})
+
+    def parameters(self) -> dict:
+        """All fields of the validated config (what result.json records)."""
+        return dataclasses.asdict(self.validated())
+
+    def key_parameters(self) -> dict:
+        """The fields that decide the numbers (all but ``EXECUTION_FIELDS``): the result key."""
+        return {k: v for k, v in self.parameters().items() if k not in EXECUTION_FIELDS}
+
+    # ------------------------------------------------------------------ parsed views
+    def wst(self, which: str) -> tuple[float, float, float]:
+        return _parse_wst(which, getattr(self, which), integers=(which == "init"))
+
+    def dataset_options(self) -> dict:
+        return dict(_canonical_pairs("data_options", self.data_options, _parse_scalar))
+
+    def layer_bits_map(self) -> dict[str, tuple[int, int, int]]:
+        pairs = _canonical_pairs("layer_bits", self.layer_bits, lambda s: s)
+        return {k: tuple(int(x) for x in _parse_wst("layer_bits", s, True)) for k, s in pairs}
+
+
+class _Checker:
+    """Field checks that raise one-line OptionErrors."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def _get(self, name):
+        return getattr(self.cfg, name)
+
+    def choice(self, name, choices):
+        if self._get(name) not in choices:
+            raise OptionError(name, f"one of {', '.join(choices)}", self._get(name))
+
+    def bool(self, name):
+        if not isinstance(self._get(name), (bool, np.bool_)):
+            raise OptionError(name, "true or false", self._get(name))
+
+    def int(self, name, low):
+        value = self._get(name)
+        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                and value >= low):
+            raise OptionError(name, f"an integer >= {low}", value)
+
+    def int_or_none(self, name, low):
+        if self._get(name) is not None:
+            try:
+                self.int(name, low)
+            except OptionError:
+                raise OptionError(name, f"an integer >= {low} or none", self._get(name)) from None
+
+    def float(self, name, low, high=math.inf, open_high=False):
+        value = self._get(name)
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value >= low and (
+            value < high if open_high else value <= high)
+        if not ok:
+            rng = (f"a number >= {low:g}" if high == math.inf else
+                   f"a number in [{low:g}, {high:g}{')' if open_high else ']'}")
+            raise OptionError(name, rng, value)
+
+    def float_or_none(self, name, low):
+        if self._get(name) is not None:
+            try:
+                self.float(name, low)
+            except OptionError:
+                raise OptionError(name, f"a number >= {low:g} or none", self._get(name)) from None
+
+
+def _parse_wst(option: str, value, integers: bool) -> tuple:
+    accepted = ("W/S/T, three integers >= 1, e.g. 4/4/2" if integers else
+                "W/S/T, three numbers >= 1, e.g. 1.5/1.5/1")
+    try:
+        parts = [float(p) for p in str(value).split("/")]
+    except ValueError:
+        parts = []
+    if (not isinstance(value, str) or len(parts) != 3 or not all(math.isfinite(p) for p in parts)
+            or min(parts) < 1 or (integers and any(p != int(p) for p in parts))):
+        raise OptionError(option, accepted, value)
+    return tuple(int(p) for p in parts) if integers else tuple(parts)
+
+
+def _format_wst(values) -> str:
+    return "/".join(f"{v:g}" for v in values)
+
+
+def _parse_scalar(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _canonical_pairs(option: str, text, convert) -> list[tuple[str, object]]:
+    """'b=2,a=1' -> [('a', convert('1')), ('b', convert('2'))] (sorted, duplicates refused)."""
+    if not isinstance(text, str):
+        raise OptionError(option, "a string KEY=VALUE[,KEY=VALUE...]", text)
+    pairs = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip() or key.strip() in pairs:
+            raise OptionError(option, "KEY=VALUE[,KEY=VALUE...] with distinct keys", text)
+        pairs[key.strip()] = convert(value.strip())
+    return sorted(pairs.items())
+
+
+def _format_pairs(pairs) -> str:
+    def fmt(v):
+        return str(v).lower() if isinstance(v, bool) else str(v)
+    return ",".join(f"{k}={fmt(v)}" for k, v in pairs)
+
+
+def _check_device_name(name) -> None:
+    if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda") or (
+            name.startswith("cuda:") and name[5:].isdigit())):
+        raise OptionError("device", "auto, cpu, cuda or cuda:N", name)
+
+
+def _resolve_device(name: str) -> torch.device:
+    """The torch device of a (checked) device name; OptionError when CUDA is asked for but absent."""
+    _check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError("device", "", name, detail=f"{name!r} asked for, but torch sees no GPU; "
+                                                     "use auto or cpu")
+    return torch.device(name)
+
+
+# ============================================================================ building blocks
+def _seed_for(*parts: int) -> int:
+    """A 63-bit seed that is a pure function of the integers ``parts``."""
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _model_spec(cfg: TrainConfig, bundle) -> dict:
+    return {"num_classes": bundle.num_classes, "in_channels": bundle.in_channels,
+            "image_size": list(bundle.image_size)}
+
+
+def build(cfg: TrainConfig, spec: dict) -> nn.Module:
+    """The model of a validated config (``spec``: num_classes, in_channels)."""
+    w, s, t = cfg.wst("init")
+    qcfg = QuantConfig(w_bits=w, s_bits=s, T=t, learn_w=cfg.learn_w, learn_s=cfg.learn_s,
+                       learn_T=cfg.learn_T, tau=cfg.tau, firing=cfg.firing,
+                       per_step=cfg.per_step)
+    accepted = inspect.signature(MODELS[cfg.arch]).parameters
+    kwargs = {}
+    if cfg.width is not None:
+        if "width" not in accepted:
+            raise OptionError("width", "", cfg.width, detail=f"{cfg.arch} has no width option")
+        kwargs["width"] = cfg.width
+    if "stem_cfg" in accepted:  # the stem's T is learned only when T is
+        kwargs["stem_cfg"] = QuantConfig.stem(T=t, learn_T=cfg.learn_T)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, num_classes=spec["num_classes"],
+                        in_channels=spec["in_channels"], cfg=qcfg, **kwargs)
+    layers = dict(quant_layers(model))
+    for name, (bw, bs, bt) in cfg.layer_bits_map().items():
+        if name not in layers:
+            raise OptionError("layer_bits", "", cfg.layer_bits,
+                              detail=f"no learned layer {name!r}; layers: {', '.join(layers)}")
+        layer = layers[name]
+        try:
+            layer.wq.bits[0].set_(bw)
+            for b in layer.neuron.bits:
+                b.set_(bs)
+            layer.neuron.T.set_(bt)
+        except ValueError as err:
+            raise OptionError("layer_bits", "", cfg.layer_bits, detail=str(err)) from None
+    for q in model.modules():
+        if isinstance(q, StepQuantizer):
+            q.running_extrema, q.sync_stats = cfg.running_extrema, cfg.sync_stats
+    return model
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Four groups: weights (with weight decay), steps, bit latents, T latents."""
+    kind = {}
+    for m in model.modules():
+        if isinstance(m, StepQuantizer):
+            kind[id(m.step)] = "steps"
+            for b in m.bits:
+                kind[id(b.latent)] = "bits"
+        if isinstance(m, SpikingNeuron):
+            kind[id(m.T.latent)] = "T"
+    groups = {"weights": [], "steps": [], "bits": [], "T": []}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups[kind.get(id(p), "weights")].append(p)
+    lrs = {"weights": cfg.lr, "steps": cfg.lr_step, "bits": cfg.lr_bits, "T": cfg.lr_T}
+    return [{"params": ps, "lr": lrs[name], "name": name,
+             "weight_decay": cfg.weight_decay if name == "weights" else 0.0}
+            for name, ps in groups.items() if ps]
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.Adam(groups, lr=cfg.lr)
+
+
+def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[torch.Tensor]:
+    """The global batches of one epoch: a pure function of (seed, epoch).  A last batch smaller
+    than the number of ranks is dropped (every rank needs at least one sample)."""
+    g = torch.Generator().manual_seed(_seed_for(cfg.seed, epoch, 0))
+    batches = list(torch.randperm(n, generator=g).split(cfg.batch_size))
+    return [b for b in batches if len(b) >= world]
+
+
+def _all_reduce_(t: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        dist.all_reduce(t)
+    return t
+
+
+def _average_gradients(model: nn.Module, world: int) -> None:
+    """Mean of the ranks' gradients, in one all-reduce of all gradients flattened together."""
+    if world == 1:
+        return
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat.div_(world)
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(part.view_as(g))
+
+
+def _average_bn_buffers(model: nn.Module, world: int) -> None:
+    if world == 1:
+        return
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            for buf in (m.running_mean, m.running_var):
+                dist.all_reduce(buf)
+                buf.div_(world)
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+             rank: int = 0, world: int = 1) -> float:
+    """Test accuracy in percent (rank r scores chunks r, r + world, ...; counts are summed)."""
+    model.eval()
+    counts = torch.zeros(2, dtype=torch.float64, device=device)
+    for i, start in enumerate(range(0, len(x), EVAL_BATCH)):
+        if i % world != rank:
+            continue
+        xb = x[start:start + EVAL_BATCH].to(device)
+        yb = y[start:start + EVAL_BATCH].to(device)
+        counts[0] += (model(xb).argmax(1) == yb).sum()
+        counts[1] += len(yb)
+    _all_reduce_(counts, world)
+    return 100.0 * counts[0].item() / counts[1].item()
+
+
+def layer_bits_report(model: nn.Module) -> list[dict]:
+    """Per learned layer: Bw, Bs (one entry per active step, or one when shared), T, the steps."""
+    rows = []
+    for r, (name, layer) in zip(layer_reports(model, include_stem=False), quant_layers(model)):
+        n = layer.neuron
+        rows.append({"name": name, "kind": r.kind, "Bw": r.Bw, "Bs": list(r.Bs), "T": r.T,
+                     "weights": r.weights, "in_features": r.in_features,
+                     "S_q": layer.wq.step.detach()[0].item(),
+                     "Vth1": n.step.detach()[: n.active_slots()].tolist()})
+    return rows
+
+
+def _epoch_record(model: nn.Module, epoch: int, lr: float, sums: torch.Tensor, test_acc: float,
+                  switched_off: list[str], renewal: Renewal) -> dict:
+    stats = bit_stats(model)
+    costs = learned_costs(model)
+    n = sums[3].item()
+    return {"epoch": epoch, "lr": lr, "train_loss": sums[0].item() / n,
+            "train_task_loss": sums[1].item() / n, "train_accuracy": 100.0 * sums[2].item() / n,
+            "test_accuracy": test_acc, "W": stats.W.item(), "S": stats.S.item(),
+            "T": stats.T.item(), "wst": stats.wst(), "bit_budget": stats.bit_budget.item(),
+            "s_ace_g": costs["s_ace_g"], "macs_g": costs["macs_g"],
+            "size_mbit": costs["size_mbit"], "layers": layer_bits_report(model),
+            "renewals": renewal_counts(model), "renewal_switched_off": list(switched_off),
+            "renewal_active": dict(renewal.active)}
+
+
+# ============================================================================ files
+def _atomic_torch_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _differences(stored: dict, current: dict) -> str:
+    keys = sorted(set(stored) | set(current))
+    diff = [f"{k}: {stored.get(k, '(absent)')!r} there, {current.get(k, '(absent)')!r} now"
+            for k in keys if stored.get(k) != current.get(k)]
+    return "; ".join(diff) or "code version differs"
+
+
+def _finished_result(out: Path, cfg: TrainConfig, key: str) -> dict | None:
+    path = out / RESULT_FILE
+    if not path.exists():
+        return None
+    import json
+    stored = json.loads(path.read_text())
+    wanted = cfg.key_parameters()
+    have = {k: v for k, v in stored.get("parameters", {}).items() if k not in EXECUTION_FIELDS}
+    if stored.get("key") != key or have != wanted:
+        raise RunMismatch(f"{path} holds a result of other parameters or another code version "
+                          f"({_differences(have, wanted)}); use another output folder")
+    return stored
+
+
+def _load_checkpoint(out: Path, key: str, cfg: TrainConfig, device: torch.device) -> dict | None:
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    if ckpt.get("key") != key:
+        have = {k: v for k, v in ckpt.get("parameters", {}).items() if k not in EXECUTION_FIELDS}
+        raise RunMismatch(f"{path} was written for other parameters or another code version "
+                          f"({_differences(have, cfg.key_parameters())}); refusing to resume "
+                          "from it: use another output folder or delete it")
+    return ckpt
+
+
+# ============================================================================ the loop
+def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progress: bool = True,
+          keep_checkpoint: bool = True,
+          on_batch: Callable[[int, int, nn.Module], None] | None = None) -> dict:
+    """Train one model and return its result (the content of ``out_dir/result.json``).
+
+    ``out_dir=None`` writes no files.  With ``out_dir``: a finished result of the same parameters
+    is returned without training again; a checkpoint of the same parameters is resumed; a result
+    or checkpoint of other parameters raises ``RunMismatch``.  ``keep_checkpoint=False`` deletes
+    the checkpoint once the result is written.  ``on_batch(epoch, batch, model)`` is called
+    before every training batch (tests use it to interrupt a run or to inject a NaN).
+    Raises ``OptionError`` (bad option, nothing written) or ``TrainingDiverged``.
+    """
+    cfg = cfg.validated()
+    key = result_key(cfg)
+    rank, world = _dist_info()
+    device = _resolve_device(cfg.device)
+    if device.type == "cuda" and device.index is None and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    out = Path(out_dir) if out_dir is not None else None
+    show = progress and rank == 0
+    if out is not None:
+        finished = _finished_result(out, cfg, key)
+        if finished is not None:
+            if show:
+                print(f"{out / RESULT_FILE}: finished result for these parameters, not rerun",
+                      file=sys.stderr)
+            return finished
+
+    # ---- data and model (any bad option raises here, before a file is written)
+    try:
+        bundle = data_mod.make_dataset(cfg.dataset, seed=cfg.split_seed, **cfg.dataset_options())
+    except ValueError as err:
+        raise OptionError("data_options", "", cfg.data_options, detail=str(err)) from None
+    x_train, y_train = bundle.train.tensors
+    if cfg.train_limit is not None:
+        if cfg.train_limit >= len(y_train):
+            raise OptionError("train_limit", f"< {len(y_train)} (the training split)",
+                              cfg.train_limit)
+        keep = data_mod.stratified_split(y_train, test_fraction=cfg.train_limit / len(y_train),
+                                         seed=cfg.split_seed)[1]
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_test, y_test = bundle.test.tensors
+    augment = bundle.default_augment if cfg.augment == "default" else cfg.augment
+    if augment == "crop-flip" and x_train.dim() != 4:
+        raise OptionError("augment", "none for this data set", cfg.augment)
+    spec = _model_spec(cfg, bundle)
+    model = build(cfg, spec).to(device)
+    optimizer = _make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    w0, s0, _ = cfg.wst("init")
+    wt, st, _ = cfg.wst("target")
+    renewal = Renewal(model, cfg.renewal, init=(w0, s0), target=(wt, st), rho=cfg.rho,
+                      min_epoch=cfg.min_epoch)
+    target = BitTarget.parse(cfg.target, lam_w=cfg.lam_w, lam_s=cfg.lam_s, lam_T=cfg.lam_T)
+
+    # ---- resume
+    start, history, timing = 0, [], []
+    ckpt = _load_checkpoint(out, key, cfg, device) if out is not None else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        renewal.load_state_dict(ckpt["renewal"])
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), device)
+        start, history, timing = ckpt["epoch"], list(ckpt["history"]), list(ckpt["timing"])
+        if show:
+            print(f"resuming from {out / CHECKPOINT_FILE} after epoch {start}", file=sys.stderr)
+    if world > 1:  # every replica starts from rank 0's state
+        for t in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(t.data, 0)
+
+    with _deterministic(device):
+        epochs = tqdm(range(start, cfg.epochs), desc="epochs", disable=not show,
+                      initial=start, total=cfg.epochs)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            model.train()
+            sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, task, correct, n
+            batches = _epoch_batches(len(y_train), cfg, epoch, world)
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show)
+            for b, idx in enumerate(bar):
+                if on_batch is not None:
+                    on_batch(epoch, b, model)
+                xb, yb = x_train[idx], y_train[idx]
+                if augment == "crop-flip":
+                    g = torch.Generator().manual_seed(_seed_for(cfg.seed, epoch, 1, b))
+                    xb = data_mod.random_crop_flip(xb, padding=4, fill=bundle.pad_value,
+                                                   generator=g)
+                xb, yb = xb[rank::world].to(device), yb[rank::world].to(device)
+                logits = model(xb)
+                task = F.cross_entropy(logits, yb)
+                loss = task + bit_loss(bit_stats(model), target)
+                n = len(yb)
+                batch_sums = torch.stack([loss.detach() * n, task.detach() * n,
+                                          (logits.argmax(1) == yb).sum(),
+                                          torch.tensor(n, device=device)]).to(torch.float64)
+                bad = (~torch.isfinite(loss.detach())).to(torch.float64).reshape(1)
+                synced = _all_reduce_(torch.cat([batch_sums, bad]), world)  # one call per batch
+                if synced[4].item() > 0:  # every rank stops at the same batch
+                    raise _diverged(out, epoch, b, loss.item(), history)
+                sums += synced[:4]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                _average_gradients(model, world)
+                optimizer.step()
+                clamp_(model)
+                if show and b % 10 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}", wst=bit_stats(model).wst(),
+                                    refresh=False)
+            bar.close()
+            _average_bn_buffers(model, world)
+            if not _all_finite(model):
+                raise _diverged(out, epoch, len(batches) - 1, float("nan"), history)
+            test_acc = evaluate(model, x_test, y_test, device, rank, world)
+            switched_off = renewal.end_epoch(epoch, bit_stats(model))
+            scheduler.step()
+            history.append(_epoch_record(model, epoch, lr, sums, test_acc, switched_off, renewal))
+            timing.append(time.perf_counter() - t0)
+            h = history[-1]
+            epochs.set_postfix(acc=f"{test_acc:.2f}", wst=h["wst"], refresh=False)
+            if out is not None and rank == 0:
+                out.mkdir(parents=True, exist_ok=True)
+                _atomic_torch_save({
+                    "format": 1, "key": key, "parameters": cfg.parameters(),
+                    "code": _code_version(), "model_spec": spec, "epoch": epoch + 1,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "renewal": renewal.state_dict(),
+                    "history": history, "timing": timing,
+                    "rng": {"torch": torch.get_rng_state(),
+                            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda"
+                            else None}}, out / CHECKPOINT_FILE)
+                atomic_write_json(out / TIMING_FILE, _timing_record(timing, device, world))
+            if world > 1:
+                dist.barrier()
+        epochs.close()
+
+    result = _result(cfg, key, history, renewal, device)
+    if out is not None and rank == 0:
+        atomic_write_json(out / RESULT_FILE, result)
+        if not keep_checkpoint:
+            (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    if world > 1:
+        dist.barrier()
+    return result
+
+
+def _diverged(out, epoch, batch, loss, history) -> TrainingDiverged:
+    where = f"epoch {epoch + 1}, batch {batch + 1}"
+    if out is not None and (out / CHECKPOINT_FILE).exists():
+        kept = f"the last good checkpoint ({out / CHECKPOINT_FILE}, end of epoch {len(history)}) is kept"
+    else:
+        kept = "no checkpoint was written before it"
+    return TrainingDiverged(f"training diverged at {where}: the loss is {loss} (or a parameter is "
+                            f"not finite); lower the learning rates; {kept}")
+
+
+@contextlib.contextmanager
+def _deterministic(device: torch.device):
+    """Deterministic kernels while training (restored afterwards)."""
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if device.type == "cuda":  # deterministic cuBLAS (read when CUDA first starts cuBLAS)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
+
+
+def _code_version() -> dict:
+    return {"algorithm_version": ALGORITHM_VERSION, "package_version": __version__}
+
+
+def _timing_record(timing: list[float], device: torch.device, world: int) -> dict:
+    return {"epoch_seconds": timing, "device": str(device), "world_size": world,
+            "threads": torch.get_num_threads()}
+
+
+def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
+            device: torch.device) -> dict:
+    """The result file's content: built from the history alone, so a run whose last checkpoint
+    is already final gives the same file as one that has just trained."""
+    last = history[-1]
+    _, world = _dist_info()
+    return {
+        "key": key,
+        "code": _code_version(),
+        "parameters": cfg.parameters(),
+        "run": {"world_size": world, "device_type": device.type},  # not in the key
+        "metrics": {
+            "accuracy": last["test_accuracy"], "best_accuracy": max(h["test_accuracy"]
+                                                                  for h in history),
+            "wst": last["wst"], "W": last["W"], "S": last["S"], "T": last["T"],
+            "bit_budget": last["bit_budget"], "s_ace_g": last["s_ace_g"],
+            "macs_g": last["macs_g"], "size_mbit": last["size_mbit"],
+            "layers": last["layers"], "renewals": last["renewals"],
+            "renewal_switched_off_at": dict(renewal.switched_off_at),
+            "epochs": len(history)},
+        "history": history,
+    }
+
+
+# ============================================================================ reuse and reload
+def load_or_train(cfg: TrainConfig, results_dir: str | os.PathLike, *, progress: bool = True,
+                  keep_checkpoint: bool = False, verbose: bool = True) -> dict:
+    """A stored result for exactly these parameters and code version, else train and store one.
+
+    Stored results live in ``results_dir/<key>/result.json``.  Says which it did (``verbose``).
+    """
+    found = find_result(results_dir, cfg)
+    if found is not None:
+        if verbose:
+            print(f"reusing the stored result {found['_path']} (key {found['key']}, algorithm "
+                  f"version {found['code']['algorithm_version']})")
+        return found
+    out = Path(results_dir) / result_key(cfg)
+    if verbose:
+        print(f"no stored result for key {result_key(cfg)}: training into {out}")
+    return train(cfg, out, progress=progress, keep_checkpoint=keep_checkpoint)
+
+
+def load_trained(out_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """The trained model of a run folder (from its checkpoint) and its config, in eval mode.
+
+    One forward pass of zeros tells every layer its shapes, so ``layer_reports``, ``bit_stats``
+    and the meter work on it at once.
+    """
+    ckpt = torch.load(Path(out_dir) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in ckpt["parameters"].items() if k in names})
+    cfg = dataclasses.replace(cfg, device=device).validated()
+    model = build(cfg, ckpt["model_spec"]).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    spec = ckpt["model_spec"]
+    with torch.no_grad():
+        model(torch.zeros(1, spec["in_channels"], *spec["image_size"], device=device))
+    return model, cfg
+
+
+# ============================================================================ command line
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message):  # noqa: D401 - argparse hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _from_cli(name: str, field_type: str, text: str):
+    """Convert one CLI string to the field's type, with a one-line OptionError."""
+    optional = "None" in field_type
+    if optional and text.lower() in ("none", ""):
+        return None
+    base = field_type.replace("| None", "").strip()
+    if base == "bool":
+        low = text.lower()
+        if low in ("true", "yes", "1", "on"):
+            return True
+        if low in ("false", "no", "0", "off"):
+            return False
+        raise OptionError(name, "true or false", text)
+    if base == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise OptionError(name, "an integer" + (" or none" if optional else ""), text) from None
+    if base == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise OptionError(name, "a number" + (" or none" if optional else ""), text) from None
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m adabit_lite.train",
+                       description="Train a spiking network with learnable bit widths "
+                                   "(adabit_lite).  Rerunning a command resumes it.")
+    p.add_argument("--out", required=True, help="output folder (result.json, checkpoint.pt)")
+    p.add_argument("--uquant", action="store_true",
+                   help="U-quant baseline: every learned layer fixed at the target from the start")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="delete the checkpoint once result.json is written")
+    for f in dataclasses.fields(TrainConfig):
+        flags = ["--" + f.name.replace("_", "-")]
+        if f.name != f.name.lower():
+            flags.append("--" + f.name.lower().replace("_", "-"))
+        p.add_argument(*flags, dest=f.name, default=None, metavar=f.type.replace(" | None", "?")
+                       .upper(), help=f.metadata["help"] + ("" if f.default in (None, "") else
+                                                                  f" [default: {f.default}]"))
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The validated TrainConfig of parsed CLI arguments (raises OptionError)."""
+    values = {}
+    for f in dataclasses.fields(TrainConfig):
+        text = getattr(args, f.name)
+        if text is not None:
+            values[f.name] = _from_cli(f.name, f.type, text)
+    cfg = TrainConfig(**values)
+    if args.uquant:
+        cfg = cfg.uquant()
+    return cfg.validated()
+
+
+def _init_distributed() -> bool:
+    """Join the process group that torchrun describes in the environment (if any)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0 done, 1 failed, 2 bad option, 130 interrupted)."""
+    prog = "python -m adabit_lite.train"
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2, one line already printed)
+        return int(done.code or 0)
+    try:
+        cfg = config_from_args(args)
+    except OptionError as err:
+        print(f"{prog}: error: {err.line(cli=True)}", file=sys.stderr)
+        return 2
+    started = _init_distributed()
+    try:
+        result = train(cfg, args.out, progress=not args.no_progress,
+                       keep_checkpoint=not args.no_checkpoint)
+    except OptionError as err:
+        print(f"{prog}: error: {err.line(cli=True)}", file=sys.stderr)
+        return 2
+    except (TrainingDiverged, RunMismatch) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    finally:
+        if started:
+            dist.destroy_process_group()
+    m = result["metrics"]
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(f"accuracy {m['accuracy']:.2f} %  W/S/T {m['wst']}  BB {m['bit_budget']:.2f}  "
+              f"S-ACE {m['s_ace_g']:.4f} G  -> {Path(args.out) / RESULT_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
