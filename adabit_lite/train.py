@@ -891,6 +891,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_line(cfg: TrainConfig, out: str | os.PathLike, launcher: str = "python") -> str:
+    """The CLI command that trains ``cfg`` into ``out`` (options that differ from the defaults).
+
+    ``launcher="torchrun"`` gives the data-parallel form (one process per GPU).
+    """
+    parts = ["python -m adabit_lite.train" if launcher == "python" else
+             "torchrun --standalone --nproc_per_node gpu -m adabit_lite.train", f"--out {out}"]
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if value != f.default:
+            parts.append(f"--{f.name.replace('_', '-')} {value}")
+    return " ".join(parts)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The validated TrainConfig of parsed CLI arguments (raises OptionError)."""
     values = {}

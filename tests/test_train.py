@@ -324,3 +324,15 @@ def test_learned_bits_move_from_init_toward_the_target(reference):
     model, _ = load_trained(out)
     from adabit_lite.loss import bit_stats
     assert bit_stats(model).wst() == result["metrics"]["wst"]
+
+
+def test_command_line_round_trips_a_config():
+    from adabit_lite.train import _parser, command_line, config_from_args
+
+    cfg = TrainConfig(arch="resnet20", dataset="cifar10", target="1.5/1.5/1", epochs=200,
+                      renewal="both", learn_T=False, lr_bits=0.2, seed=3)
+    cmd = command_line(cfg, "runs/x")
+    assert cmd.startswith("python -m adabit_lite.train --out runs/x --arch resnet20")
+    args = _parser().parse_args(cmd.split()[3:])
+    assert config_from_args(args) == cfg.validated()
+    assert "--seed" not in command_line(TrainConfig(), "o")  # defaults are left out
