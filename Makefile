@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= default
 
-.PHONY: venv browser test book clean
+.PHONY: venv browser test book results clean
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP) browser
 
 book: $(STAMP)
 	$(PY) book/build.py --profile $(PROFILE)
+
+# The multi-seed sweeps whose stored results the chapters show (hours here, minutes on a GPU);
+# resumable: rerun to continue, finished runs are reused.
+results: $(STAMP)
+	$(PY) -m adabit_lite.sweeps run
 
 clean:
 	rm -rf _build book/chapters book/_static/mathjax .pytest_cache

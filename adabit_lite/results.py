@@ -19,6 +19,19 @@ import tempfile
 from pathlib import Path
 
 
+def project_path(path: str | Path) -> Path:
+    """A relative ``path`` taken from the project root (the nearest folder above the working
+    directory that holds pyproject.toml), so that a notebook finds results/ whether it runs from
+    the root (papermill, the book build) or from nb/ (nbval).  Absolute paths are returned as is."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "pyproject.toml").exists():
+            return folder / path
+    return path
+
+
 def atomic_write_json(path: str | Path, obj) -> Path:
     """Write JSON to a temporary file beside ``path`` and rename it: never a half-written file."""
     path = Path(path)

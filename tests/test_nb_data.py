@@ -1,0 +1,35 @@
+"""The data chapter (nb/00_data.ipynb) run by papermill."""
+
+import json
+from pathlib import Path
+
+import papermill
+import pytest
+
+from adabit_lite import sweeps
+
+ROOT = Path(__file__).resolve().parent.parent
+NB = ROOT / "nb" / "00_data.ipynb"
+
+
+def test_data_chapter_records_the_choice_and_the_event_pair(tmp_path):
+    record, figs = tmp_path / "rec.json", tmp_path / "figs"
+    papermill.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False,
+                               parameters=dict(n_show=2, seed=1, record_path=str(record),
+                                               fig_dir=str(figs)))
+    rec = json.loads(record.read_text())
+    assert rec["default_dataset"] == sweeps.default_dataset(ROOT / "results")
+    table = sweeps.dataset_choice_table(ROOT / "results").set_index("dataset")
+    for name, gap in rec["gaps"].items():
+        assert gap == pytest.approx(table.loc[name, "gap"], abs=1e-4)
+    assert rec["gaps"][rec["default_dataset"]] >= sweeps.GAP_POINTS
+    assert rec["event_pair_same_time_average"] and rec["event_pair_reversed"]
+    for name in ("data_samples.png", "moving_digits_pair.png"):
+        assert (figs / name).stat().st_size > 5_000
+    assert (figs / "dataset_choice.csv").exists()
+
+
+def test_bad_parameter_stops_with_one_line(tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError, match="parameter n_show must be"):
+        papermill.execute_notebook(str(NB), str(tmp_path / "o.ipynb"), cwd=str(ROOT),
+                                   progress_bar=False, parameters=dict(n_show=0))

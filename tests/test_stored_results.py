@@ -1,0 +1,69 @@
+"""Stored sweep results (results/): current, findable, and reproduced by a re-run of a subset.
+
+CI runs on the same kind of machine that produced them, so the re-run must give the stored file's
+metrics and history exactly.  If it does not, either a change altered the numbers without bumping
+adabit_lite.ALGORITHM_VERSION (bump it and run `make results`), or the machine differs.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from adabit_lite import ALGORITHM_VERSION, sweeps
+from adabit_lite.results import find_result
+from adabit_lite.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+
+def test_every_stored_run_is_current_and_findable():
+    for name, make in sweeps.SWEEPS.items():
+        configs = make()
+        found = [find_result(RESULTS / name, c) for c in configs]
+        missing = [c for c, r in zip(configs, found) if r is None]
+        assert not missing, f"{name}: {len(missing)} runs not stored for this code version: run make results"
+        assert all(r["code"]["algorithm_version"] == ALGORITHM_VERSION for r in found)
+        assert len({r["key"] for r in found}) == len(configs)  # one file per run
+
+
+@pytest.mark.parametrize("name", sorted(sweeps.SUBSET))
+def test_a_rerun_of_the_subset_reproduces_the_stored_numbers(name, tmp_path):
+    cfg = next(c for c in sweeps.SWEEPS[name]() if sweeps.SUBSET[name](c))
+    stored = find_result(RESULTS / name, cfg)
+    timing = json.loads((RESULTS / name / stored["key"] / "timing.json").read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(timing.get("threads", 1))  # float sums depend on the thread count
+    try:
+        fresh = train(cfg, tmp_path / "run", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert fresh["metrics"] == stored["metrics"]
+    assert fresh["history"] == stored["history"]
+
+
+def test_default_dataset_follows_the_criterion():
+    table = sweeps.dataset_choice_table(RESULTS)
+    chosen = sweeps.default_dataset(RESULTS)
+    row = table.set_index("dataset").loc[chosen]
+    assert row["gap"] >= sweeps.GAP_POINTS
+    earlier = table["dataset"].tolist().index(chosen)
+    assert not table.iloc[:earlier]["criterion met"].any()  # the first in the declared order
+
+
+def test_sweeps_cli_rejects_an_unknown_sweep():
+    done = subprocess.run([sys.executable, "-m", "adabit_lite.sweeps", "run", "nope"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "accepted: dataset-choice" in done.stderr
+
+
+def test_project_path_finds_the_root_from_a_subfolder(monkeypatch):
+    from adabit_lite.results import project_path
+
+    monkeypatch.chdir(ROOT / "nb")
+    assert project_path("results") == ROOT / "results"
+    assert project_path("/abs/x") == Path("/abs/x")
