@@ -132,7 +132,8 @@ class TrainConfig:
     arch: str = _opt("small-cnn", f"network: {', '.join(MODEL_NAMES)}")
     width: int | None = _opt(None, "base channel width of the network (default: the model's)")
     # data
-    dataset: str = _opt("mnist5k", f"data set: {', '.join(STATIC_DATASETS)}")
+    dataset: str = _opt("mnist5k-noisy", f"data set: {', '.join(STATIC_DATASETS)} "
+                                          "(the default is chosen in the data chapter)")
     data_options: str = _opt("", "data set options KEY=VALUE[,KEY=VALUE...], e.g. size=8 "
                                  "(see data.make_dataset)")
     split_seed: int = _opt(0, "seed of the stratified train/test split")
