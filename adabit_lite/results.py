@@ -32,14 +32,15 @@ def project_path(path: str | Path) -> Path:
     return path
 
 
-def atomic_write_json(path: str | Path, obj) -> Path:
-    """Write JSON to a temporary file beside ``path`` and rename it: never a half-written file."""
+def atomic_write(path: str | Path, write, binary: bool = False) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``:
+    a reader (or a crash) never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +48,11 @@ def atomic_write_json(path: str | Path, obj) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_json(path: str | Path, obj) -> Path:
+    """Write ``obj`` as JSON atomically (see ``atomic_write``)."""
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=1, sort_keys=True))
 
 
 def record(path: str | Path, **numbers) -> Path:

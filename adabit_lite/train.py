@@ -55,7 +55,6 @@ import inspect
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +76,7 @@ from .models import MODEL_NAMES, MODELS, build_model
 from .neuron import SpikingNeuron
 from .quant import FIRING_MODES, StepQuantizer
 from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
-from .results import atomic_write_json, find_result, result_key
+from .results import atomic_write, atomic_write_json, find_result, result_key
 
 __all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "train",
            "load_or_train", "load_trained", "result_key", "find_result", "main"]
@@ -544,16 +543,7 @@ def _epoch_record(model: nn.Module, epoch: int, lr: float, sums: torch.Tensor, t
 
 # ============================================================================ files
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def _differences(stored: dict, current: dict) -> str:

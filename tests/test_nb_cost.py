@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-papermill = pytest.importorskip("papermill")
+import papermill  # noqa: E402
+
+from nbrun import run_chapter  # noqa: E402
 
 from adabit_lite import meter  # noqa: E402
 from adabit_lite.paper import METER_ARCH, paper_table  # noqa: E402
@@ -56,18 +58,9 @@ def small_cnn_macs(size: int) -> dict[str, int]:
             "features.2.0": h2 * h2 * 9 * 64 * 64, "fc": 256 * 10}
 
 
-def run(tmp: Path, **params) -> dict:
-    out = dict(fig_dir=str(tmp / "fig"), record_path=str(tmp / "rec" / "01_cost.json"))
-    out.update(params)
-    papermill.execute_notebook(str(NB), str(tmp / "out.ipynb"), parameters=out, cwd=str(tmp),
-                               kernel_name="python3", progress_bar=False)
-    return out
-
-
 @pytest.fixture(scope="module")
 def chapter(tmp_path_factory):
-    params = run(tmp_path_factory.mktemp("nb01"), **SMALL)
-    return json.loads(Path(params["record_path"]).read_text()), Path(params["fig_dir"])
+    return run_chapter("01_cost", tmp_path_factory.mktemp("nb01"), **SMALL)
 
 
 def test_parameters_recorded(chapter):

@@ -1,10 +1,10 @@
 """The data chapter (nb/00_data.ipynb) run by papermill."""
 
-import json
 from pathlib import Path
 
 import papermill
 import pytest
+from nbrun import run_chapter
 
 from adabit_lite import sweeps
 
@@ -13,11 +13,7 @@ NB = ROOT / "nb" / "00_data.ipynb"
 
 
 def test_data_chapter_records_the_choice_and_the_event_pair(tmp_path):
-    record, figs = tmp_path / "rec.json", tmp_path / "figs"
-    papermill.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False,
-                               parameters=dict(n_show=2, seed=1, record_path=str(record),
-                                               fig_dir=str(figs)))
-    rec = json.loads(record.read_text())
+    rec, figs = run_chapter("00_data", tmp_path, n_show=2, seed=1)
     assert rec["default_dataset"] == sweeps.default_dataset(ROOT / "results")
     table = sweeps.dataset_choice_table(ROOT / "results").set_index("dataset")
     for name, gap in rec["gaps"].items():

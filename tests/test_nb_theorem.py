@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-papermill = pytest.importorskip("papermill")
+import papermill  # noqa: E402
+
+from nbrun import run_chapter  # noqa: E402
 
 from adabit_lite import theory as th  # noqa: E402
 
@@ -52,18 +54,9 @@ def quad_mse(step: float, b: int) -> float:
     return total
 
 
-def run(tmp: Path, **params):
-    out = dict(fig_dir=str(tmp / "fig"), record_path=str(tmp / "rec" / "02_theorem.json"))
-    out.update(params)
-    papermill.execute_notebook(str(NB), str(tmp / "out.ipynb"), parameters=out, cwd=str(tmp),
-                               kernel_name="python3", progress_bar=False)
-    return out
-
-
 @pytest.fixture(scope="module")
 def chapter(tmp_path_factory):
-    params = run(tmp_path_factory.mktemp("nb02"), **SMALL)
-    return json.loads(Path(params["record_path"]).read_text()), Path(params["fig_dir"])
+    return run_chapter("02_theorem", tmp_path_factory.mktemp("nb02"), **SMALL)
 
 
 def test_parameters_and_lemma(chapter):
