@@ -1,0 +1,125 @@
+"""Opt-in benchmark: the torch.compile prototype of the fused neuron (prototype_neuron.py) at T = 4.
+
+Not part of ``all``: every (shape, T) compiles once, tens of seconds on a CPU.  For each shape of
+book.md at batch 64, Bs = Bw = 4, T = 4 (the T of the layer target):
+
+- neuron alone: package, eager prototype, compiled prototype and snntorch.Leaky (as bench_neuron);
+- layer: squeezed with each of the three neurons, multi-step snntorch, ANN floor (as bench_layer).
+
+The compiled neuron is checked against the package (same output, gradients within 1e-3).
+"""
+
+from __future__ import annotations
+
+import time
+
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adabit_lite.layers import QConv2d, QuantConfig
+
+from .bench_layer import CONV_SHAPES, MultiStep
+from .bench_neuron import leaky_mean, make_neuron
+from .common import BATCH, compare, ratio, shapes
+from .prototype_neuron import compiled_forward, fast_forward
+
+
+def _agree(neuron, x, g) -> float:
+    def run(fn):
+        for p in neuron.parameters():
+            p.grad = None
+        xx = x.detach().clone().requires_grad_()
+        y = fn(xx)
+        y.backward(g)
+        return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
+
+    a, b = run(neuron), run(lambda xx: compiled_forward(neuron, xx))
+    if not torch.equal(a[0], b[0]):
+        return float("inf")
+    return max(float((u - v).abs().max() / v.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))
+
+
+def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25) -> dict:
+    torch.manual_seed(0)
+    neuron_rows, layer_rows = [], []
+    for shape_name, (shape, where) in shapes().items():
+        size = (BATCH,) + shape
+        x = torch.relu(torch.randn(size)).requires_grad_()
+        g = torch.randn(size)
+        neuron = make_neuron(Bs, T, x)
+        t0 = time.perf_counter()
+        compiled_forward(neuron, x).backward(g)  # compiles
+        compile_s = time.perf_counter() - t0
+        rel = _agree(neuron, x, g)
+        lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract")
+
+        def bench(fn):
+            def call():
+                x.grad = None
+                fn(x).backward(g)
+            return call
+
+        res = compare({"ours": bench(neuron), "prototype": bench(lambda xx: fast_forward(neuron, xx)),
+                       "compiled": bench(lambda xx: compiled_forward(neuron, xx)),
+                       "snntorch": bench(lambda xx: leaky_mean(lif, xx, T))},
+                      rounds=rounds, min_time=min_time)
+        row = {"shape": shape_name, "input": list(size), "T": T, "Bs": Bs,
+               "compile_s": compile_s, "compiled_max_rel_diff": rel,
+               **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()}}
+        for a in ("ours", "prototype", "compiled"):
+            row[f"{a}_vs_snntorch"] = ratio(res, a, "snntorch")["ratio"]
+        neuron_rows.append(row)
+        print(f"[compiled] neuron {shape_name:16s} T={T}: ours {row['ours_ms']:.1f} ms, prototype "
+              f"{row['prototype_ms']:.1f} ms, compiled {row['compiled_ms']:.1f} ms, snntorch "
+              f"{row['snntorch_ms']:.1f} ms (compile {compile_s:.0f} s, max rel diff {rel:.1e})",
+              flush=True)
+        if shape_name not in CONV_SHAPES:
+            continue
+        C = shape[0]
+        squeezed = nn.Sequential(QConv2d(C, C, 3, padding=1, cfg=QuantConfig(T=T, s_bits=Bs)),
+                                 nn.BatchNorm2d(C), nn.ReLU()).train()
+        multi = MultiStep(C, T).train()
+        ann = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C),
+                            nn.ReLU()).train()
+        qconv, bn = squeezed[0], squeezed[1]
+        squeezed(x)
+        multi(x)
+        g_multi = torch.randn((T,) + size)
+
+        def with_neuron(fwd):
+            def call():
+                x.grad = None
+                y = qconv._conv_forward(fwd(qconv.neuron, x), qconv.wq(qconv.weight), qconv.bias)
+                F.relu(bn(y)).backward(g)
+            return call
+
+        with_neuron(compiled_forward)()  # compile for this module's shapes
+
+        def run_squeezed():
+            x.grad = None
+            squeezed(x).backward(g)
+
+        def run_multi():
+            x.grad = None
+            multi(x).backward(g_multi)
+
+        def run_ann():
+            x.grad = None
+            ann(x).backward(g)
+
+        res = compare({"squeezed": run_squeezed, "prototype": with_neuron(fast_forward),
+                       "compiled": with_neuron(compiled_forward), "multistep": run_multi,
+                       "ann": run_ann}, rounds=rounds, min_time=min_time)
+        row = {"shape": shape_name, "input": list(size), "T": T,
+               **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()}}
+        for a in ("squeezed", "prototype", "compiled"):
+            row[f"{a}_vs_multistep"] = ratio(res, a, "multistep")["ratio"]
+            row[f"{a}_vs_ann"] = ratio(res, a, "ann")["ratio"]
+        layer_rows.append(row)
+        print(f"[compiled] layer  {shape_name:16s} T={T}: squeezed/ANN {row['squeezed_vs_ann']:.2f}, "
+              f"prototype/ANN {row['prototype_vs_ann']:.2f}, compiled/ANN {row['compiled_vs_ann']:.2f}; "
+              f"compiled/multi-step {row['compiled_vs_multistep']:.2f}", flush=True)
+    return {"T": T, "Bs": Bs, "rounds": rounds, "min_time_s": min_time,
+            "neuron_rows": neuron_rows, "layer_rows": layer_rows}

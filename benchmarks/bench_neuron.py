@@ -1,0 +1,112 @@
+"""Benchmark 1: the refined neuron alone, forward + backward, against snntorch.Leaky.
+
+For every shape of book.md (batch 64), T in {1, 2, 4, 8} and Bs in {1, 2, 4}:
+
+- ``ours``: ``adabit_lite.neuron.SpikingNeuron(bits=Bs, T=T)`` in training mode (learnable Vth1,
+  Bs and T, as in training), r = neuron(x), then r.backward(g);
+- ``snntorch``: ``snntorch.Leaky(beta=1.0, reset_mechanism="subtract")`` (an IF neuron with soft
+  reset and the default arctan surrogate gradient), the same x fed at each of T steps, r = mean of
+  the T spike tensors, then r.backward(g);
+- ``prototype``: the same SpikingNeuron through benchmarks/prototype_neuron.py (a proposed speed
+  fix for adabit_lite/neuron.py), checked against the package on every case.
+
+x = relu(N(0, 1)) (a post-BN/ReLU activation) with requires_grad, g = N(0, 1).  snntorch's cost
+does not depend on Bs (it fires binary spikes); it is re-timed in every case so that each ratio
+comes from one interleaved run.
+"""
+
+from __future__ import annotations
+
+import snntorch as snn
+import torch
+
+from adabit_lite.neuron import SpikingNeuron
+
+from .common import BATCH, SMOKE_BATCH, shapes, compare, ratio
+from .prototype_neuron import fast_forward
+
+T_VALUES = (1, 2, 4, 8)
+BS_VALUES = (1, 2, 4)
+
+
+def leaky_mean(lif: snn.Leaky, x: torch.Tensor, T: int) -> torch.Tensor:
+    """mean_t of the spikes of an snntorch IF neuron fed x at each of T steps (state per instance)."""
+    mem = lif.reset_mem()
+    acc = None
+    for _ in range(T):
+        spk, mem = lif(x, mem)
+        acc = spk if acc is None else acc + spk
+    return acc / T
+
+
+def make_neuron(Bs: int, T: int, x: torch.Tensor) -> SpikingNeuron:
+    neuron = SpikingNeuron(bits=Bs, T=T)
+    neuron.train()
+    neuron(x)  # first call initialises Vth1 from x (as on the first training batch)
+    return neuron
+
+
+def agreement(neuron: SpikingNeuron, x: torch.Tensor, g: torch.Tensor) -> dict:
+    """Does the prototype give the package's output and gradients?"""
+    def run(fn):
+        for p in neuron.parameters():
+            p.grad = None
+        xx = x.detach().clone().requires_grad_()
+        y = fn(xx)
+        y.backward(g)
+        return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
+
+    a, b = run(neuron), run(lambda xx: fast_forward(neuron, xx))
+    rel = max(float((u - v).abs().max() / v.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))
+    return {"prototype_same_output": bool(torch.equal(a[0], b[0])),
+            "prototype_max_rel_diff": rel, "prototype_agrees": bool(torch.equal(a[0], b[0]) and rel < 1e-3)}
+
+
+def run(smoke: bool = False, rounds: int | None = None, min_time: float | None = None) -> dict:
+    torch.manual_seed(0)
+    batch = SMOKE_BATCH if smoke else BATCH
+    rounds = rounds or (1 if smoke else 5)
+    min_time = (0.0 if smoke else 0.25) if min_time is None else min_time
+    rows = []
+    for shape_name, (shape, where) in shapes(smoke).items():
+        size = (batch,) + shape
+        for T in T_VALUES:
+            for Bs in BS_VALUES:
+                x = torch.relu(torch.randn(size)).requires_grad_()
+                g = torch.randn(size)
+                neuron = make_neuron(Bs, T, x)
+                lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract")
+
+                def ours():
+                    x.grad = None
+                    neuron(x).backward(g)
+
+                def theirs():
+                    x.grad = None
+                    leaky_mean(lif, x, T).backward(g)
+
+                def proto():
+                    x.grad = None
+                    fast_forward(neuron, x).backward(g)
+
+                big = x.numel() * T > 2e7
+                res = compare({"ours": ours, "snntorch": theirs, "prototype": proto},
+                              rounds=max(1, rounds - 2) if big else rounds, min_time=min_time)
+                row = {"shape": shape_name, "where": where, "input": list(size),
+                       "elements": x.numel(), "T": T, "Bs": Bs,
+                       **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()},
+                       "rounds": len(res["ours"]["runs_s"])}
+                for label, (a, b) in {"ours_vs_snntorch": ("ours", "snntorch"),
+                                      "prototype_vs_snntorch": ("prototype", "snntorch"),
+                                      "prototype_vs_ours": ("prototype", "ours")}.items():
+                    r = ratio(res, a, b)
+                    row[label] = r["ratio"]
+                    row[label + "_min"], row[label + "_max"] = r["ratio_min"], r["ratio_max"]
+                row.update(agreement(neuron, x, g))
+                rows.append(row)
+                print(f"[neuron] {shape_name:16s} T={T} Bs={Bs}: ours {row['ours_ms']:8.2f} ms  "
+                      f"snntorch {row['snntorch_ms']:8.2f} ms  prototype {row['prototype_ms']:8.2f} ms"
+                      f"  ours/snntorch {row['ours_vs_snntorch']:.2f}  "
+                      f"prototype/snntorch {row['prototype_vs_snntorch']:.2f}", flush=True)
+    return {"batch": batch, "T_values": list(T_VALUES), "Bs_values": list(BS_VALUES),
+            "rounds": rounds, "min_time_s": min_time, "rows": rows}

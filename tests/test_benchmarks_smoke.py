@@ -1,0 +1,138 @@
+"""The benchmarks' smoke mode (benchmarks/, issue 8): structure and the memory property, no timings.
+
+One in-process run of ``python -m benchmarks --smoke --out FILE`` (every benchmark but the
+opt-ins, compiled and book, at tiny sizes with one thread) feeds the assertions.  Timings are only checked to be
+positive numbers: this test must not fail because the machine is busy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("snntorch")
+
+from benchmarks import bench_book, bench_memory, cli  # noqa: E402
+from benchmarks.common import SHAPES  # noqa: E402
+
+SECTIONS = {"neuron", "layer", "memory", "epoch", "meter"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["--smoke", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the smoke run uses one thread; leave the session as it was
+    return json.loads(out.read_text()), out
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_result_file_and_machine(smoke):
+    res, out = smoke
+    assert res["schema"] == 1 and res["smoke"] is True
+    assert set(res["benchmarks"]) == SECTIONS  # the opt-ins (compiled, book) are left out
+    for key in ("cpu", "cores", "torch", "torch_threads", "gpu", "snntorch"):
+        assert key in res["machine"]
+    assert res["machine"]["torch"] == torch.__version__
+    assert len(res["load_start"]) == 3 and len(res["load_end"]) == 3
+    for name, sec in res["benchmarks"].items():
+        assert sec["benchmark"] == name and sec["smoke"] is True
+        assert sec["started"] <= sec["finished"] and sec["seconds"] >= 0
+        assert sec["machine"]["cpu"] and len(sec["load_start"]) == 3
+    for suffix in ("neuron", "layer", "memory", "targets"):
+        assert (out.parent / f"smoke_{suffix}.csv").stat().st_size > 0
+
+
+def test_neuron_rows(smoke):
+    rows = smoke[0]["benchmarks"]["neuron"]["rows"]
+    assert {(r["shape"], r["T"], r["Bs"]) for r in rows} == {
+        (s, T, b) for s in SHAPES for T in (1, 2, 4, 8) for b in (1, 2, 4)}
+    for r in rows:
+        assert all(positive(r[k]) for k in ("ours_ms", "snntorch_ms", "prototype_ms",
+                                             "ours_vs_snntorch", "prototype_vs_snntorch"))
+        assert r["ours_vs_snntorch_min"] <= r["ours_vs_snntorch"] <= r["ours_vs_snntorch_max"]
+        # the prototype is a correctness-checked alternative, not a different neuron
+        assert r["prototype_same_output"] and r["prototype_agrees"], r
+
+
+def test_layer_rows(smoke):
+    rows = smoke[0]["benchmarks"]["layer"]["rows"]
+    assert {(r["shape"], r["T"]) for r in rows} == {
+        (s, T) for s in ("wide-resnet20", "small-cnn.conv2", "small-cnn.conv3") for T in (1, 2, 4, 8)}
+    for r in rows:
+        assert all(positive(r[k]) for k in ("squeezed_ms", "squeezed_prototype_ms", "multistep_ms",
+                                             "ann_ms", "squeezed_vs_multistep", "squeezed_vs_ann"))
+
+
+def test_memory_independent_of_T(smoke):
+    """Saved-for-backward bytes of the shared-parameter neuron do not depend on T (exactly), and
+    no saved tensor or allocation is bigger than the input (no elements x levels tensor)."""
+    rows = smoke[0]["benchmarks"]["memory"]["rows"]
+    for shape in SHAPES:
+        by = {(r["variant"], r["T"]): r for r in rows if r["shape"] == shape}
+        ours = [by["ours", T]["saved"] for T in (1, 2, 4, 8)]
+        assert len(set(ours)) == 1 and ours[0] <= 4.01, ours
+        assert all(by["ours", T]["saved_max_tensor"] <= 1.0 for T in (1, 2, 4, 8))
+        assert [by["prototype", T]["saved"] for T in (1, 2, 4, 8)] == [ours[0]] * 4
+        # the measurement sees growth where there is some: snntorch keeps every step
+        theirs = [by["snntorch", T]["saved"] for T in (1, 2, 4, 8)]
+        assert theirs == sorted(theirs) and theirs[-1] > 4 * theirs[0] * 0.99
+        assert by["ours_per_step", 8]["saved"] > by["ours_per_step", 2]["saved"]
+    peaks = {r["T"]: r for r in rows if r["variant"] == "ours" and r["peak"] is not None}
+    if peaks:  # profiler timeline available (private torch API)
+        assert peaks[8]["peak"] <= peaks[2]["peak"] * 1.01
+        assert all(r["alloc_max"] <= 1.0 + 1e-3 for r in peaks.values())
+
+
+def test_saved_bytes_direct():
+    """The same property without the CLI, on a shape of book.md (batch 2)."""
+    from adabit_lite.neuron import SpikingNeuron
+
+    x = torch.relu(torch.randn(2, 32, 14, 14)).requires_grad_()
+    saved = []
+    for T in (1, 3, 8):
+        n = SpikingNeuron(bits=4, T=T).train()
+        n(x)
+        saved.append(bench_memory.saved_bytes(n, x, list(n.parameters()))["bytes"])
+    assert saved[0] == saved[1] == saved[2]
+
+
+def test_epoch_and_meter(smoke):
+    b = smoke[0]["benchmarks"]
+    assert positive(b["epoch"]["epoch_s"]) and b["epoch"]["wall_s"] >= b["epoch"]["epoch_s"]
+    assert b["epoch"]["config"]["epochs"] == 1
+    assert positive(b["meter"]["cold_s"]) and positive(b["meter"]["warm_s"])
+    assert b["meter"]["arch"] == "sew-resnet34" and b["meter"]["macs_g"] == pytest.approx(3.6638, abs=1e-3)
+
+
+def test_targets_structure(smoke):
+    targets = {t["id"]: t for t in smoke[0]["targets"]}
+    assert {"layer_vs_multistep", "layer_vs_ann", "neuron_vs_snntorch", "no_elements_x_levels",
+            "memory_constant_in_T"} <= set(targets)
+    for t in targets.values():
+        assert t["met"] in (True, False) and t["measured"] is not None
+    assert targets["no_elements_x_levels"]["met"] and targets["memory_constant_in_T"]["met"]
+
+
+def test_book_output_parser():
+    """bench_book parses the lines book/build.py prints."""
+    line = "[book] 02_theorem: 31.4 s (62 % of the build)"
+    m = bench_book.LINE.match(line)
+    assert m and m["name"] == "02_theorem" and float(m["s"]) == 31.4 and float(m["pct"]) == 62
+    build = (Path(__file__).resolve().parent.parent / "book" / "build.py").read_text()
+    assert '% of the build)' in build and "[book] built" in build
+
+
+def test_cli_rejects_unknown_name():
+    with pytest.raises(SystemExit):
+        cli.main(["nope", "--smoke"])
