@@ -19,3 +19,20 @@ def run_chapter(name: str, tmp: Path, **params) -> tuple[dict, Path]:
                                parameters=values, cwd=str(ROOT), kernel_name="python3",
                                progress_bar=False)
     return json.loads(Path(values["record_path"]).read_text()), Path(values["fig_dir"])
+
+
+def assert_stops_on_bad_parameter(name: str, tmp: Path, parameter: str, value, words: str) -> None:
+    """A bad parameter value stops nb/NAME.ipynb with a one-line ValueError that names the
+    parameter and what is allowed, before anything is recorded."""
+    record = tmp / "rec.json"
+    params = {"fig_dir": str(tmp / "fig"), "record_path": str(record), parameter: value}
+    try:
+        papermill.execute_notebook(str(ROOT / "nb" / f"{name}.ipynb"), str(tmp / "out.ipynb"),
+                                   parameters=params, cwd=str(ROOT), kernel_name="python3",
+                                   progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        assert err.ename == "ValueError", err.ename
+        assert "\n" not in err.evalue and parameter in err.evalue and words in err.evalue, err.evalue
+        assert not record.exists()  # stopped before anything ran
+    else:
+        raise AssertionError(f"nb/{name}.ipynb accepted {parameter} = {value!r}")

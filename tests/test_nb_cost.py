@@ -17,7 +17,7 @@ import pytest
 
 import papermill  # noqa: E402
 
-from nbrun import run_chapter  # noqa: E402
+from nbrun import assert_stops_on_bad_parameter, run_chapter  # noqa: E402
 
 from adabit_lite import meter  # noqa: E402
 from adabit_lite.paper import METER_ARCH, paper_table  # noqa: E402
@@ -207,11 +207,4 @@ def test_figures_and_tables_written(chapter):
 
 @pytest.mark.parametrize("name,value,words", [("n_samples", 4, "8 to 1024"), ("fire_wst", "4/4", "W/S/T")])
 def test_bad_parameter_stops_with_one_line(tmp_path, name, value, words):
-    params = dict(fig_dir=str(tmp_path / "fig"), record_path=str(tmp_path / "rec.json"), **{name: value})
-    with pytest.raises(papermill.PapermillExecutionError) as err:
-        papermill.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=params,
-                                   cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
-    assert err.value.ename == "ValueError"
-    message = err.value.evalue
-    assert "\n" not in message and name in message and words in message
-    assert not (tmp_path / "rec.json").exists()  # stopped before anything ran
+    assert_stops_on_bad_parameter("01_cost", tmp_path, name, value, words)

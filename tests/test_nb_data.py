@@ -2,14 +2,12 @@
 
 from pathlib import Path
 
-import papermill
 import pytest
-from nbrun import run_chapter
+from nbrun import assert_stops_on_bad_parameter, run_chapter
 
 from adabit_lite import sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
-NB = ROOT / "nb" / "00_data.ipynb"
 
 
 def test_data_chapter_records_the_choice_and_the_event_pair(tmp_path):
@@ -26,6 +24,4 @@ def test_data_chapter_records_the_choice_and_the_event_pair(tmp_path):
 
 
 def test_bad_parameter_stops_with_one_line(tmp_path):
-    with pytest.raises(papermill.PapermillExecutionError, match="parameter n_show must be"):
-        papermill.execute_notebook(str(NB), str(tmp_path / "o.ipynb"), cwd=str(ROOT),
-                                   progress_bar=False, parameters=dict(n_show=0))
+    assert_stops_on_bad_parameter("00_data", tmp_path, "n_show", 0, "an integer from 1 to 16")

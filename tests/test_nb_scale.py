@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import papermill
-import pytest
+from nbrun import assert_stops_on_bad_parameter
 
 from adabit_lite import ALGORITHM_VERSION
 from adabit_lite.paper import paper_table
@@ -48,6 +48,4 @@ def test_commands_and_stored_results(tmp_path):
 
 
 def test_bad_parameter_stops_with_one_line(tmp_path):
-    with pytest.raises(papermill.PapermillExecutionError, match="parameter epochs must be"):
-        papermill.execute_notebook(str(NB), str(tmp_path / "o.ipynb"), cwd=str(NB.parent.parent),
-                                   progress_bar=False, parameters=dict(epochs=0))
+    assert_stops_on_bad_parameter("09_scale", tmp_path, "epochs", 0, "an integer >= 1")

@@ -17,7 +17,7 @@ from scipy import integrate
 
 import papermill  # noqa: E402
 
-from nbrun import run_chapter  # noqa: E402
+from nbrun import assert_stops_on_bad_parameter, run_chapter  # noqa: E402
 
 from adabit_lite import theory as th  # noqa: E402
 
@@ -185,11 +185,4 @@ def test_figures_and_tables_written(chapter):
 
 @pytest.mark.parametrize("name,value,words", [("sigma", -1.0, "positive"), ("b_max", 1, "2 to 8")])
 def test_bad_parameter_stops_with_one_line(tmp_path, name, value, words):
-    params = dict(fig_dir=str(tmp_path / "fig"), record_path=str(tmp_path / "rec.json"), **{name: value})
-    with pytest.raises(papermill.PapermillExecutionError) as err:
-        papermill.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=params,
-                                   cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
-    assert err.value.ename == "ValueError"
-    message = err.value.evalue
-    assert "\n" not in message and name in message and words in message
-    assert not (tmp_path / "rec.json").exists()  # stopped before anything ran
+    assert_stops_on_bad_parameter("02_theorem", tmp_path, name, value, words)
