@@ -21,19 +21,14 @@ from torch import nn
 from adabit_lite.layers import QConv2d, QuantConfig
 
 from .bench_layer import CONV_SHAPES, MultiStep
-from .bench_neuron import leaky_mean, make_neuron
+from .bench_neuron import leaky_mean, make_neuron, outputs_and_grads
 from .common import BATCH, compare, ratio, shapes
 from .prototype_neuron import compiled_forward, fast_forward
 
 
 def _agree(neuron, x, g) -> float:
     def run(fn):
-        for p in neuron.parameters():
-            p.grad = None
-        xx = x.detach().clone().requires_grad_()
-        y = fn(xx)
-        y.backward(g)
-        return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
+        return outputs_and_grads(neuron, fn, x, g)
 
     a, b = run(neuron), run(lambda xx: compiled_forward(neuron, xx))
     if not torch.equal(a[0], b[0]):

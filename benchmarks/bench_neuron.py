@@ -46,15 +46,20 @@ def make_neuron(Bs: int, T: int, x: torch.Tensor) -> SpikingNeuron:
     return neuron
 
 
+def outputs_and_grads(neuron: SpikingNeuron, fn, x: torch.Tensor, g: torch.Tensor) -> list:
+    """[output, dL/dx, parameter gradients...] of ``fn(x)`` backpropagated with ``g``."""
+    for p in neuron.parameters():
+        p.grad = None
+    xx = x.detach().clone().requires_grad_()
+    y = fn(xx)
+    y.backward(g)
+    return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
+
+
 def agreement(neuron: SpikingNeuron, x: torch.Tensor, g: torch.Tensor) -> dict:
     """Does the prototype give the package's output and gradients?"""
     def run(fn):
-        for p in neuron.parameters():
-            p.grad = None
-        xx = x.detach().clone().requires_grad_()
-        y = fn(xx)
-        y.backward(g)
-        return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
+        return outputs_and_grads(neuron, fn, x, g)
 
     a, b = run(neuron), run(lambda xx: fast_forward(neuron, xx))
     rel = max(float((u - v).abs().max() / v.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))

@@ -87,8 +87,8 @@ def supported(neuron: SpikingNeuron) -> bool:
     return not neuron.per_step and not neuron.signed and not neuron.track_rate
 
 
-def fast_forward(neuron: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
-    """``neuron(x)`` through the prototype (falls back to the package when not covered)."""
+def _run(function, neuron: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
+    """``neuron(x)`` through the prototype autograd ``function`` (the package when not covered)."""
     if not supported(neuron):
         return neuron(x)
     T = int(neuron.T)
@@ -96,9 +96,14 @@ def fast_forward(neuron: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
         neuron.observe(x, 1)
     b = int(neuron.bits[0])
     qmin, qmax = qrange(b, False)
-    return _FastSqueezedNeuron.apply(
+    return function.apply(
         x, neuron.step[:1], neuron.bits[0]().reshape(1), neuron.T(), T, qmin, qmax, neuron.tau,
         neuron.firing, grad_scale(x.numel(), qmax), bit_grad_factor(b, qmax))
+
+
+def fast_forward(neuron: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
+    """``neuron(x)`` through the eager prototype."""
+    return _run(_FastSqueezedNeuron, neuron, x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,14 +157,5 @@ class _CompiledSqueezedNeuron(torch.autograd.Function):
 
 
 def compiled_forward(neuron: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
-    """``neuron(x)`` through the torch.compile prototype (falls back to the package)."""
-    if not supported(neuron):
-        return neuron(x)
-    T = int(neuron.T)
-    if neuron.training:
-        neuron.observe(x, 1)
-    b = int(neuron.bits[0])
-    qmin, qmax = qrange(b, False)
-    return _CompiledSqueezedNeuron.apply(
-        x, neuron.step[:1], neuron.bits[0]().reshape(1), neuron.T(), T, qmin, qmax, neuron.tau,
-        neuron.firing, grad_scale(x.numel(), qmax), bit_grad_factor(b, qmax))
+    """``neuron(x)`` through the torch.compile prototype."""
+    return _run(_CompiledSqueezedNeuron, neuron, x)
