@@ -5,4 +5,4 @@ in their key, and a result from another version is never reused.
 """
 
 __version__ = "0.1.0"
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2

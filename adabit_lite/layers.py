@@ -2,8 +2,14 @@
 
 Each layer is  y = op(r, w_q) + bias  with  r = neuron(x)  (the refined neuron at its input, T steps
 squeezed to their average) and  w_q = WeightQuantizer(w).  The convolution therefore runs once per
-layer, not T times.  A layer remembers the per-sample shapes of its last input and output, so it can
-report its cost: MACs = (output elements) * (weights / output channels) per sample.
+layer, not T times.  ``QuantConfig(amplitude=True, tau=2, firing="floor")`` gives the old neuron of
+the ablation (neuron.py).  ``QuantConfig(full_precision=True)`` is the full-precision baseline
+(method.md 9): the layer skips its neuron and its weight quantizer, y = op(x, w) + bias, so a
+network of such layers is the ReLU network (x is already post-BN/ReLU); the quantizer modules stay
+(unused, never initialised, no gradients) so reports and checkpoints keep their shape.
+
+A layer remembers the per-sample shapes of its last input and output, so it can report its cost:
+MACs = (output elements) * (weights / output channels) per sample.
 
 The stem (first layer) keeps 8-bit weights and 8-bit signed spikes, not learned; its T is learnable
 through the task loss only, and it is left out of the bit statistics (loss.py) and of the learned
@@ -69,6 +75,8 @@ class QuantConfig:
     firing: str = "round"
     per_step: bool = False
     signed_spikes: bool = False
+    amplitude: bool = False  # the old neuron's separate learnable amplitude alpha (neuron.py)
+    full_precision: bool = False  # bypass neuron and weight quantizer: y = op(x, w) + bias
 
     def __post_init__(self):
         for name in ("w_bits", "s_bits", "T"):
@@ -77,10 +85,12 @@ class QuantConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     @classmethod
-    def stem(cls, T: int = 2, T_bound: int | None = None, learn_T: bool = True) -> "QuantConfig":
-        """The first layer: 8-bit weights, 8-bit signed spikes, bits fixed."""
+    def stem(cls, T: int = 2, T_bound: int | None = None, learn_T: bool = True,
+             full_precision: bool = False) -> "QuantConfig":
+        """The first layer: 8-bit weights, 8-bit signed spikes, bits fixed (or full precision)."""
         return cls(w_bits=8, s_bits=8, T=T, w_bound=8, s_bound=8, T_bound=T_bound, learn_w=False,
-                   learn_s=False, learn_T=learn_T, signed_spikes=True)
+                   learn_s=False, learn_T=learn_T, signed_spikes=True,
+                   full_precision=full_precision)
 
 
 @dataclass
@@ -96,6 +106,7 @@ class LayerReport:
     in_features: int  # per sample
     macs: int  # per sample
     stem: bool = False
+    full_precision: bool = False  # neuron and weight quantizer bypassed (Bw, Bs, T: the config's)
     in_shape: tuple = field(default=(), repr=False)
     out_shape: tuple = field(default=(), repr=False)
 
@@ -111,7 +122,7 @@ class QuantLayer(nn.Module):
         self.cfg, self.stem = cfg, stem
         self.neuron = SpikingNeuron(cfg.s_bits, cfg.T, cfg.s_bound, cfg.T_bound, cfg.learn_s,
                                     cfg.learn_T, cfg.tau, cfg.firing, cfg.signed_spikes,
-                                    cfg.per_step)
+                                    cfg.per_step, cfg.amplitude)
         self.wq = WeightQuantizer(cfg.w_bits, cfg.w_bound, cfg.learn_w)
         self.in_shape: tuple = ()
         self.out_shape: tuple = ()
@@ -129,7 +140,8 @@ class QuantLayer(nn.Module):
             name=name, kind=self.kind, Bw=int(self.wq.bits[0]), Bs=n.bit_values(n.active_slots()),
             T=int(n.T), weights=self.weight.numel(), in_features=math.prod(self.in_shape),
             macs=math.prod(self.out_shape) * w_per_out, stem=self.stem,
-            in_shape=self.in_shape, out_shape=self.out_shape)
+            full_precision=self.cfg.full_precision, in_shape=self.in_shape,
+            out_shape=self.out_shape)
 
 
 class QConv2d(nn.Conv2d, QuantLayer):
@@ -146,6 +158,8 @@ class QConv2d(nn.Conv2d, QuantLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _SHAPE_ONLY:
             y = x.new_zeros(x.shape[:-3] + (self.out_channels,) + self._spatial_out(x.shape[-2:]))
+        elif self.cfg.full_precision:
+            y = self._conv_forward(x, self.weight, self.bias)
         else:
             y = self._conv_forward(self.neuron(x), self.wq(self.weight), self.bias)
         self._remember(x, y)
@@ -172,6 +186,8 @@ class QLinear(nn.Linear, QuantLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _SHAPE_ONLY:
             y = x.new_zeros(x.shape[:-1] + (self.out_features,))
+        elif self.cfg.full_precision:
+            y = F.linear(x, self.weight, self.bias)
         else:
             y = F.linear(self.neuron(x), self.wq(self.weight), self.bias)
         self._remember(x, y)

@@ -9,7 +9,14 @@ Over the learned layers (the stem excluded), with rounded bits carrying straight
 
     L = L_task + l_w |mean Bw - Bw_tar| + l_s |mean Bs - Bs_tar| + l_T |mean T - T_tar|
 
-Reference coefficients l_w = l_s = 0.04, l_T = 0.01.
+Reference coefficients l_w = l_s = 0.04, l_T = 0.01.  With a tolerance band d > 0 (a remedy
+against flip-flopping; the paper has d = 0) every term becomes l max(|mean - target| - d, 0):
+the bit loss is satisfied once the mean is within d of its target, so a mean that whole bits can
+only bracket stops being pushed back and forth.
+
+``bit_stats(model, soft=True)`` uses the un-rounded clip(B_hat) of every bit width instead of the
+rounded B (T stays rounded): a remedy against flip-flopping, since the L1 loss on rounded means
+never settles when the target lies between the means that whole bits can reach.
 """
 
 from __future__ import annotations
@@ -42,8 +49,9 @@ class BitStats:
         return "/".join(f"{v.item():.{digits}f}" for v in (self.W, self.S, self.T))
 
 
-def bit_stats(model: nn.Module) -> BitStats:
-    """Weighted mean Bw, Bs and T of the learned (non-stem) quantized layers of ``model``."""
+def bit_stats(model: nn.Module, soft: bool = False) -> BitStats:
+    """Weighted mean Bw, Bs and T of the learned (non-stem) quantized layers of ``model``
+    (``soft``: bit widths as un-rounded clip(B_hat), for the loss)."""
     layers = [m for _, m in quant_layers(model)]
     if not layers:
         raise ValueError("the model has no learned quantized layers")
@@ -51,8 +59,9 @@ def bit_stats(model: nn.Module) -> BitStats:
         raise RuntimeError("run one forward pass first: input feature counts are known only then")
     n_w = torch.tensor([float(m.weight.numel()) for m in layers])
     n_x = torch.tensor([float(torch.Size(m.in_shape).numel()) for m in layers])
-    bw = torch.stack([m.wq.bits[0]() for m in layers])
-    bs = torch.stack([torch.stack([b() for b in m.neuron.bits[: m.neuron.active_slots()]]).mean()
+    value = (lambda b: b.soft()) if soft else (lambda b: b())
+    bw = torch.stack([value(m.wq.bits[0]) for m in layers])
+    bs = torch.stack([torch.stack([value(b) for b in m.neuron.bits[: m.neuron.active_slots()]]).mean()
                       for m in layers])
     t = torch.stack([m.neuron.T() for m in layers])
     n_w, n_x = n_w.to(bw), n_x.to(bw)
@@ -70,6 +79,7 @@ class BitTarget:
     lam_w: float = 0.04
     lam_s: float = 0.04
     lam_T: float = 0.01
+    tol: float = 0.0  # the tolerance band d
 
     @classmethod
     def parse(cls, wst: str, **coefficients) -> "BitTarget":
@@ -84,6 +94,9 @@ class BitTarget:
 
 
 def bit_loss(stats: BitStats, target: BitTarget) -> torch.Tensor:
-    """l_w |W - W_tar| + l_s |S - S_tar| + l_T |T - T_tar|."""
-    return (target.lam_w * (stats.W - target.W).abs() + target.lam_s * (stats.S - target.S).abs()
-            + target.lam_T * (stats.T - target.T).abs())
+    """l_w |W - W_tar|_d + l_s |S - S_tar|_d + l_T |T - T_tar|_d,  |u|_d = max(|u| - d, 0)."""
+    def band(u):
+        return (u.abs() - target.tol).clamp_min(0) if target.tol > 0 else u.abs()
+
+    return (target.lam_w * band(stats.W - target.W) + target.lam_s * band(stats.S - target.S)
+            + target.lam_T * band(stats.T - target.T))

@@ -176,7 +176,9 @@ class StepQuantizer(nn.Module):
 
     ``slots`` > 1 gives every time step its own (s_t, B_t) (temporal-wise parameters); weights use one.
     Buffers (saved in checkpoints): ``initialized``; per slot ``last_bits``, ``flips`` (changes of the
-    rounded B seen in training), ``renewals``; ``renew_enabled`` (set by renew.Renewal).
+    rounded B seen in training), ``renewals``, ``epoch_renewals`` (renewals since the last
+    ``start_epoch()``); ``renew_enabled`` (set by renew.Renewal).  ``renewal_limit`` > 0 caps the
+    renewals of a slot per epoch (a flip beyond the cap keeps the step).
     """
 
     def __init__(self, bits: int, bound: int | None, learnable_bits: bool, signed: bool,
@@ -192,10 +194,12 @@ class StepQuantizer(nn.Module):
         self.register_buffer("last_bits", torch.full((slots,), bits, dtype=torch.long))
         self.register_buffer("flips", torch.zeros(slots, dtype=torch.long))
         self.register_buffer("renewals", torch.zeros(slots, dtype=torch.long))
+        self.register_buffer("epoch_renewals", torch.zeros(slots, dtype=torch.long))
         self.register_buffer("clip_max", torch.zeros(slots))
         self.running_extrema = False  # reference-code renewal: the clipping range never shrinks
         self.sync_stats = True  # all-reduce init/renewal statistics under torch.distributed
         self.K, self.p = 100, 2.4
+        self.renewal_limit = 0  # renewals per slot and epoch; 0: no limit (the paper)
 
     def bit_values(self, active: int | None = None) -> list[int]:
         return [int(b) for b in self.bits[: active or len(self.bits)]]
@@ -205,8 +209,9 @@ class StepQuantizer(nn.Module):
         """Training-time bookkeeping before x is quantised (slots < ``active`` are in use).
 
         First call: s = 2 mean|x|/sqrt(qmax) for every slot.  Afterwards, a slot whose rounded bit
-        width differs from the last one seen counts a flip and, if renewal is enabled, gets a new
-        step from ``grid_search_step(x)`` at once.
+        width differs from the last one seen counts a flip and, if renewal is enabled (and the
+        slot's renewals this epoch are below ``renewal_limit``), gets a new step from
+        ``grid_search_step(x)`` at once.
         """
         if not bool(self.initialized):
             for i, b in enumerate(self.bit_values()):
@@ -219,9 +224,16 @@ class StepQuantizer(nn.Module):
                 continue
             self.flips[i] += 1
             self.last_bits[i] = b
-            if bool(self.renew_enabled):
+            capped = 0 < self.renewal_limit <= int(self.epoch_renewals[i])
+            if bool(self.renew_enabled) and not capped:
                 self.step[i] = self._renewed_step(x, b, i)
                 self.renewals[i] += 1
+                self.epoch_renewals[i] += 1
+
+    @torch.no_grad()
+    def start_epoch(self) -> None:
+        """Reset the per-epoch renewal counts (the training loop calls it before each epoch)."""
+        self.epoch_renewals.zero_()
 
     def _renewed_step(self, x: torch.Tensor, b: int, i: int) -> torch.Tensor:
         step, c = grid_search_step(x, b, self.signed, self.K, self.p, self.sync_stats)

@@ -33,52 +33,87 @@ def default_min_epoch(epochs: int) -> int:
 
 
 class Renewal:
-    """Enable renewal on a model's quantizers and apply the switch-off rule after each epoch."""
+    """Enable renewal on a model's quantizers and apply the switch-off rule after each epoch.
+
+    The rule is checked for both kinds whatever the variant; when it fires for a kind, that kind's
+    renewal (if any) stops for good and, with ``freeze=True``, its bit widths stop learning (a
+    remedy against flip-flopping; the paper only decays the bit learning rate).
+    ``renewal_limit`` > 0 allows each quantizer slot at most that many renewals per epoch.
+    """
 
     def __init__(self, model: nn.Module, variant: str = "activation", init: tuple = (4, 4),
-                 target: tuple = (1, 1), rho: float = 0.24, min_epoch: int = 1):
+                 target: tuple = (1, 1), rho: float = 0.24, min_epoch: int = 1,
+                 freeze: bool = False, renewal_limit: int = 0):
         if variant not in VARIANTS:
             raise ValueError(f"renewal variant must be one of {VARIANTS}, got {variant!r}")
+        if renewal_limit < 0:
+            raise ValueError(f"renewal_limit must be >= 0, got {renewal_limit}")
         self.model, self.variant, self.rho, self.min_epoch = model, variant, rho, min_epoch
+        self.freeze, self.renewal_limit = freeze, renewal_limit
         self.init = dict(zip(KINDS, (float(v) for v in init)))
         self.target = dict(zip(KINDS, (float(v) for v in target)))
-        self.active = {"weight": variant in ("weight", "both"),
+        self.renews = {"weight": variant in ("weight", "both"),
                        "spike": variant in ("activation", "both")}
-        self.switched_off_at: dict[str, int] = {}
+        self.fired_at: dict[str, int] = {}
         self._apply()
+
+    @property
+    def active(self) -> dict[str, bool]:
+        """Per kind: is renewal on now."""
+        return {k: self.renews[k] and k not in self.fired_at for k in KINDS}
+
+    @property
+    def switched_off_at(self) -> dict[str, int]:
+        """Per renewed kind: the epoch after which its renewal switched off."""
+        return {k: e for k, e in self.fired_at.items() if self.renews[k]}
+
+    @property
+    def frozen_at(self) -> dict[str, int]:
+        """Per kind: the epoch after which its bit widths were frozen (``freeze=True``)."""
+        return dict(self.fired_at) if self.freeze else {}
 
     def _quantizers(self, kind: str):
         for _, layer in quant_layers(self.model):
             yield layer.wq if kind == "weight" else layer.neuron
 
     def _apply(self) -> None:
+        active = self.active
         for kind in KINDS:
             for q in self._quantizers(kind):
-                q.renew_enabled.fill_(self.active[kind])
+                q.renew_enabled.fill_(active[kind])
+                q.renewal_limit = self.renewal_limit
+                if self.freeze and kind in self.fired_at:
+                    for b in q.bits:
+                        b.freeze_()
+
+    def start_epoch(self) -> None:
+        """Before an epoch: reset the per-epoch renewal counts."""
+        for kind in KINDS:
+            for q in self._quantizers(kind):
+                q.start_epoch()
 
     def end_epoch(self, epoch: int, stats: BitStats) -> list[str]:
-        """Apply the switch-off rule after epoch ``epoch`` (0-based); return the kinds switched off."""
+        """Apply the switch-off rule after epoch ``epoch`` (0-based); return the kinds for which it
+        fired now."""
         means = {"weight": stats.W.item(), "spike": stats.S.item()}
-        off = []
+        fired = []
         for kind in KINDS:
-            if not self.active[kind]:
+            if kind in self.fired_at:
                 continue
             gap = self.init[kind] - self.target[kind]
             direction = math.copysign(1.0, gap)
             reached = direction * (means[kind] - self.target[kind]) < self.rho * abs(gap)
             if gap == 0 or (reached and epoch >= self.min_epoch):
-                self.active[kind] = False
-                self.switched_off_at[kind] = epoch
-                off.append(kind)
+                self.fired_at[kind] = epoch
+                fired.append(kind)
         self._apply()
-        return off
+        return fired
 
     def state_dict(self) -> dict:
-        return {"active": dict(self.active), "switched_off_at": dict(self.switched_off_at)}
+        return {"fired_at": dict(self.fired_at)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.active = dict(state["active"])
-        self.switched_off_at = dict(state["switched_off_at"])
+        self.fired_at = dict(state["fired_at"])
         self._apply()
 
 

@@ -133,7 +133,9 @@ def find_result(results_dir: str | Path, params) -> dict | None:
     if not Path(results_dir).is_dir():
         return None
     key, wanted = result_key(params), key_parameters(params)
-    for data in load_results(results_dir):
+    direct = Path(results_dir) / key / "result.json"  # where train.load_or_train puts it
+    candidates = [{**d, "_path": str(direct)}] if _is_result(d := _read_json(direct)) else []
+    for data in candidates + load_results(results_dir):
         stored = {k: v for k, v in data["parameters"].items() if k in wanted}
         if (data["key"] == key and stored == wanted
                 and data["code"].get("algorithm_version") == ALGORITHM_VERSION):

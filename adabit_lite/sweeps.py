@@ -1,20 +1,29 @@
 """Named sweeps: the multi-seed training runs whose stored results the chapters show.
 
     python -m adabit_lite.sweeps list
-    python -m adabit_lite.sweeps run [NAME ...] [--results results] [--limit N]
+    python -m adabit_lite.sweeps run [NAME ...] [--results results] [--limit N] [--jobs J]
 
 Each run trains into ``results/<sweep>/<key>/result.json`` (``train.load_or_train``): the key
 hashes the run's parameters and ``ALGORITHM_VERSION``, so a run whose result exists is skipped, a
 killed sweep resumes where it stopped (an interrupted run resumes from its checkpoint), and a result
 from other parameters or another code version is never reused.  ``make results`` runs them all.
+``--jobs J`` trains J runs at once in separate processes, each with ``--threads`` torch threads
+(default 1: the stored runs were made with one thread, and the thread count changes the last
+digits of float sums).  Sweeps run in the order of ``SWEEPS``: a later sweep may build its runs from
+the stored results of an earlier one (the allocation control fixes the bits that LBW learned).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
+import time
 from pathlib import Path
 
+import torch
+
+from .results import find_result
 from .train import TrainConfig, load_or_train
 
 RESULTS = Path("results")
@@ -39,11 +48,64 @@ def dataset_choice() -> list[TrainConfig]:
     return runs
 
 
-SWEEPS = {"dataset-choice": dataset_choice}
+# ---------------------------------------------------------------- stable bit widths
+STABILITY_TARGETS = ("2/2/1", "1.5/1.5/1")
+STABILITY_SEEDS = tuple(range(5))
+HYSTERESIS = 0.25
+TOLERANCE_BAND = 0.2  # below the 0.3 that counts a run as on target
+# The paper's behaviour and the remedies (TrainConfig options), in the order the book shows them.
+REMEDIES = {
+    "paper": {},
+    "hysteresis": {"hysteresis": HYSTERESIS},
+    "soft loss": {"soft_bit_loss": True},
+    "freeze": {"freeze_bits": True},
+    "band + hysteresis": {"bit_tolerance": TOLERANCE_BAND, "hysteresis": HYSTERESIS},
+}
+
+
+def remedy_of(cfg: TrainConfig) -> str:
+    """The name in ``REMEDIES`` whose options ``cfg`` carries."""
+    base = TrainConfig()
+    fields = set().union(*(o.keys() for o in REMEDIES.values()))
+    for name, options in REMEDIES.items():
+        if all(getattr(cfg, f) == options.get(f, getattr(base, f)) for f in fields):
+            return name
+    raise ValueError("the config matches no remedy")
+
+
+def bit_stability() -> list[TrainConfig]:
+    """LBW + activation renewal at targets above the minimum, the paper's rounding vs each remedy;
+    with U-quant at the nearest uniform settings (1/1/1 and 2/2/1), 5 seeds each."""
+    runs = []
+    for target in STABILITY_TARGETS:
+        for options in REMEDIES.values():
+            runs += [TrainConfig(target=target, seed=seed, **options) for seed in STABILITY_SEEDS]
+    for uniform in ("1/1/1", "2/2/1"):
+        runs += [TrainConfig(target=uniform, seed=seed).uquant() for seed in STABILITY_SEEDS]
+    return runs
+
+
+def bit_stability_control(results: Path = RESULTS) -> list[TrainConfig]:
+    """The allocation control: each stored LBW run's learned per-layer bits (with the combined
+    remedy), fixed from the start.  Only runs whose LBW result is stored."""
+    runs = []
+    for cfg in bit_stability():
+        if cfg.learn_w and remedy_of(cfg) == "band + hysteresis":
+            found = find_result(results / "bit-stability", cfg)
+            if found is not None:
+                runs.append(TrainConfig(target=cfg.target, seed=cfg.seed).control(found))
+    return runs
+
+
+SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
+          "bit-stability-control": bit_stability_control}
 
 # The run of each sweep that tests/test_stored_results.py trains again in `make test` and compares
 # with its stored file (one seed of one setting; the cheapest).
-SUBSET = {"dataset-choice": lambda c: c.dataset == "digits" and c.target == "1/1/1" and c.seed == 0}
+SUBSET = {"dataset-choice": lambda c: c.dataset == "digits" and c.target == "1/1/1" and c.seed == 0,
+          "bit-stability": lambda c: c.target == "2/2/1" and c.hysteresis > 0 and c.seed == 0
+          and c.bit_tolerance == 0,
+          "bit-stability-control": lambda c: c.seed == 0 and c.target == "2/2/1"}
 
 GAP_POINTS = 2.0  # uniform 1/1/1 must lose at least this much to uniform 4/4/1
 
@@ -82,15 +144,43 @@ def default_dataset(results: Path = RESULTS) -> str:
     return str(met.iloc[0]["dataset"])
 
 
+def sweep_configs(name: str, results: Path = RESULTS) -> list[TrainConfig]:
+    """The runs of sweep ``name`` (a later sweep may read the stored results of an earlier one)."""
+    make = SWEEPS[name]
+    return make(results) if "results" in make.__code__.co_varnames else make()
+
+
+def _train_one(job: tuple) -> tuple[str, dict]:
+    name, cfg, results, threads, progress = job
+    torch.set_num_threads(threads)
+    return name, load_or_train(cfg, results / name, progress=progress, verbose=False)
+
+
 def run(names: list[str], results: Path = RESULTS, limit: int | None = None,
-        progress: bool = True) -> list[dict]:
-    """Run (or reuse) every run of the named sweeps; returns their results."""
+        progress: bool = True, jobs: int = 1, threads: int = 1) -> list[dict]:
+    """Run (or reuse) every run of the named sweeps, ``jobs`` at a time; returns their results."""
     out = []
     for name in names:
-        configs = SWEEPS[name]()[:limit]
-        for i, cfg in enumerate(configs, 1):
-            print(f"[{name}] run {i}/{len(configs)}", flush=True)
-            out.append(load_or_train(cfg, results / name, progress=progress))
+        configs = sweep_configs(name, results)[:limit]
+        todo = [c for c in configs if find_result(results / name, c) is None]
+        print(f"[{name}] {len(configs)} runs, {len(configs) - len(todo)} stored, "
+              f"{len(todo)} to train ({jobs} at a time)", flush=True)
+        start = time.perf_counter()
+        work = [(name, c, results, threads, progress and jobs == 1) for c in todo]
+        if jobs > 1 and len(work) > 1:
+            pool = multiprocessing.get_context("spawn").Pool(jobs)
+            done = pool.imap_unordered(_train_one, work)
+        else:
+            pool, done = None, map(_train_one, work)
+        try:
+            for i, (_, result) in enumerate(done, 1):
+                m = result["metrics"]
+                print(f"[{name}] {i}/{len(todo)} trained: {result['key']} acc {m['accuracy']:.2f} "
+                      f"W/S/T {m['wst']} ({time.perf_counter() - start:.0f} s)", flush=True)
+        finally:
+            if pool is not None:
+                pool.terminate()
+        out += [find_result(results / name, c) for c in configs]
     return out
 
 
@@ -98,22 +188,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adabit_lite.sweeps",
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the sweeps and their run counts")
+    p_list = sub.add_parser("list", help="list the sweeps and their run counts")
+    p_list.add_argument("--results", type=Path, default=RESULTS)
     p_run = sub.add_parser("run", help="run sweeps (all when none is named)")
     p_run.add_argument("names", nargs="*")
     p_run.add_argument("--results", type=Path, default=RESULTS)
     p_run.add_argument("--limit", type=int, default=None, help="only the first N runs of each")
     p_run.add_argument("--no-progress", action="store_true")
+    p_run.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    p_run.add_argument("--threads", type=int, default=1, help="torch threads per run")
     args = parser.parse_args(argv)
     if args.command == "list":
-        for name, make in SWEEPS.items():
-            print(f"{name}: {len(make())} runs")
+        for name in SWEEPS:
+            print(f"{name}: {len(sweep_configs(name, args.results))} runs")
         return 0
     unknown = sorted(set(args.names) - set(SWEEPS))
     if unknown:
         print(f"unknown sweep(s) {unknown}; accepted: {', '.join(SWEEPS)}", file=sys.stderr)
         return 2
-    run(args.names or list(SWEEPS), args.results, args.limit, not args.no_progress)
+    if args.jobs < 1 or args.threads < 1:
+        print("--jobs and --threads must be integers >= 1", file=sys.stderr)
+        return 2
+    run(args.names or list(SWEEPS), args.results, args.limit, not args.no_progress, args.jobs,
+        args.threads)
     return 0
 
 

@@ -31,9 +31,18 @@ Files in ``out_dir`` (written by rank 0 only, each atomically: temporary file + 
   of (seed, epoch), the result is the same as that of an uninterrupted run.
 - ``timing.json``: seconds per epoch (kept out of result.json).
 
+Remedies against flip-flopping bit widths (options, all off by default = the paper's behaviour):
+``hysteresis`` (bits.LearnableInt: B changes only when B_hat moves that far past the half-way
+point), ``bit_tolerance`` (the bit loss is zero within that band around the target),
+``soft_bit_loss`` (the bit loss on the un-rounded means of clip(B_hat)), ``freeze_bits``
+(a kind's bits stop learning once the switch-off rule fires), ``renewal_limit`` (renewals per
+quantizer and epoch).  Every epoch records per-layer flips and renewals; the result lists the
+epochs whose test accuracy fell more than 5 points (``accuracy_drops``).
+
 Baselines and reuse: ``cfg.uquant()`` fixes every learned layer at the target bits from the start
-(no bit learning, no renewal); ``cfg.fixed("4/4/1")`` at other bits, and ``layer_bits`` per layer
-(the allocation control).  A result is keyed by the parameters that affect its numbers and by
+(no bit learning, no renewal); ``cfg.fixed("4/4/1")`` at other bits; ``cfg.control(result)`` fixes
+the per-layer bits a run learned (the allocation control); ``cfg.full_precision_baseline()``
+bypasses quantizers and neurons.  A result is keyed by the parameters that affect its numbers and by
 ``ALGORITHM_VERSION`` (``results.result_key``); ``load_or_train(cfg, results_dir)`` reuses a stored
 result only when key, parameters and version all match, and says so.
 
@@ -155,10 +164,23 @@ class TrainConfig:
     min_epoch: int | None = _opt(None, "renewal never switches off before this epoch "
                                        "(default ceil(0.07 epochs))")
     running_extrema: bool = _opt(False, "reference-code renewal: the clipping range never shrinks")
+    # remedies against flip-flopping bit widths (all off: the paper's behaviour)
+    hysteresis: float = _opt(0.0, "a bit width changes only when B_hat moves this far past the "
+                                  "half-way point (0: plain rounding)")
+    soft_bit_loss: bool = _opt(False, "bit loss on the un-rounded means of clip(B_hat) "
+                                      "(the paper: rounded)")
+    bit_tolerance: float = _opt(0.0, "the bit loss is zero once a mean is within this of its "
+                                     "target (0: the paper's L1)")
+    freeze_bits: bool = _opt(False, "freeze a kind's bit widths once the switch-off rule fires")
+    renewal_limit: int = _opt(0, "at most this many renewals per quantizer and epoch (0: no limit)")
     # neuron
     tau: float = _opt(1.0, "membrane decay of the neuron (old neuron: 2)")
     firing: str = _opt("round", f"spike count rule: {', '.join(FIRING_MODES)}")
     per_step: bool = _opt(False, "every time step has its own Vth1 and Bs")
+    amplitude: bool = _opt(False, "a separate learnable spike amplitude alpha (the old neuron: "
+                                  "with tau 2 and floor firing)")
+    full_precision: bool = _opt(False, "bypass every quantizer and neuron (a ReLU network; "
+                                       "use cfg.full_precision_baseline())")
     # optimiser
     optimizer: str = _opt("sgd", f"optimiser: {', '.join(OPTIMIZERS)}")
     lr: float | None = _opt(None, "learning rate of weights and biases (sgd 0.05, adam 2e-3)")
@@ -189,6 +211,26 @@ class TrainConfig:
         """U-quant (method.md 9): every learned layer at the target bits from the start."""
         return self.fixed()
 
+    def control(self, result: dict) -> "TrainConfig":
+        """The allocation control (method.md 9): the per-layer bits that the run ``result`` learned,
+        fixed from the start (same network, data, optimiser and seed as this config).  The stem
+        keeps the init's T (fixed), as the bounds of the init allow every learned bit width."""
+        pairs = []
+        for layer in result["metrics"]["layers"]:
+            bs = layer["Bs"]
+            if len(set(bs)) != 1:
+                raise ValueError(f"layer {layer['name']} learned per-step Bs {bs}: the control "
+                                 "fixes one Bs per layer")
+            pairs.append(f"{layer['name']}={layer['Bw']}/{bs[0]}/{layer['T']}")
+        fixed = self.fixed(self.init)  # the init's bounds and stem; every learned layer overridden
+        return dataclasses.replace(fixed, layer_bits=",".join(pairs), hysteresis=0.0,
+                                   bit_tolerance=0.0, soft_bit_loss=False, freeze_bits=False, renewal_limit=0)
+
+    def full_precision_baseline(self) -> "TrainConfig":
+        """The full-precision network (method.md 9): quantizers and neurons bypassed."""
+        return dataclasses.replace(self.fixed(), full_precision=True, lam_w=0.0, lam_s=0.0,
+                                   lam_T=0.0)
+
     # ------------------------------------------------------------------ validation
     def validated(self) -> "TrainConfig":
         """Check every field (raise ``OptionError``, one line) and fill the derived defaults."""
@@ -209,7 +251,7 @@ class TrainConfig:
                 raise OptionError("target", f"<= init + {extra} for {name} (the bound)",
                                   self.target)
         for name in ("learn_w", "learn_s", "learn_T", "running_extrema", "per_step",
-                     "sync_stats"):
+                     "sync_stats", "soft_bit_loss", "freeze_bits", "amplitude", "full_precision"):
             v.bool(name)
         layer_bits = _canonical_pairs("layer_bits", self.layer_bits,
                                       lambda s: _format_wst(_parse_wst("layer_bits", s, True)))
@@ -218,6 +260,9 @@ class TrainConfig:
         v.choice("renewal", VARIANTS)
         v.float("rho", 0.0, 1.0)
         v.int_or_none("min_epoch", 0)
+        v.float("hysteresis", 0.0, 0.5, open_high=True)
+        v.float("bit_tolerance", 0.0)
+        v.int("renewal_limit", 0)
         v.float("tau", 1.0)
         v.choice("firing", FIRING_MODES)
         v.choice("optimizer", OPTIMIZERS)
@@ -241,7 +286,7 @@ class TrainConfig:
             weight_decay=pick(self.weight_decay, wd),
             min_epoch=default_min_epoch(self.epochs) if self.min_epoch is None else self.min_epoch,
             **{k: float(getattr(self, k)) for k in ("lam_w", "lam_s", "lam_T", "rho", "tau",
-                                                    "momentum")})
+                                                    "momentum", "hysteresis", "bit_tolerance")})
 
     def parameters(self) -> dict:
         """All fields of the validated config (what result.json records)."""
@@ -399,7 +444,8 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
     w, s, t = cfg.wst("init")
     qcfg = QuantConfig(w_bits=w, s_bits=s, T=t, learn_w=cfg.learn_w, learn_s=cfg.learn_s,
                        learn_T=cfg.learn_T, tau=cfg.tau, firing=cfg.firing,
-                       per_step=cfg.per_step)
+                       per_step=cfg.per_step, amplitude=cfg.amplitude,
+                       full_precision=cfg.full_precision)
     accepted = inspect.signature(MODELS[cfg.arch]).parameters
     kwargs = {}
     if cfg.width is not None:
@@ -407,7 +453,8 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
             raise OptionError("width", "", cfg.width, detail=f"{cfg.arch} has no width option")
         kwargs["width"] = cfg.width
     if "stem_cfg" in accepted:  # the stem's T is learned only when T is
-        kwargs["stem_cfg"] = QuantConfig.stem(T=t, learn_T=cfg.learn_T)
+        kwargs["stem_cfg"] = QuantConfig.stem(T=t, learn_T=cfg.learn_T,
+                                              full_precision=cfg.full_precision)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, num_classes=spec["num_classes"],
                         in_channels=spec["in_channels"], cfg=qcfg, **kwargs)
@@ -427,6 +474,9 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
     for q in model.modules():
         if isinstance(q, StepQuantizer):
             q.running_extrema, q.sync_stats = cfg.running_extrema, cfg.sync_stats
+    for _, layer in quant_layers(model):  # learned layers only: the stem's bits are fixed
+        for b in list(layer.wq.bits) + list(layer.neuron.bits):
+            b.set_hysteresis(cfg.hysteresis)
     return model
 
 
@@ -436,6 +486,8 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     for m in model.modules():
         if isinstance(m, StepQuantizer):
             kind[id(m.step)] = "steps"
+            if isinstance(getattr(m, "alpha", None), nn.Parameter):  # the old neuron's amplitude
+                kind[id(m.alpha)] = "steps"
             for b in m.bits:
                 kind[id(b.latent)] = "bits"
         if isinstance(m, SpikingNeuron):
@@ -527,7 +579,7 @@ def layer_bits_report(model: nn.Module) -> list[dict]:
 
 
 def _epoch_record(model: nn.Module, epoch: int, lr: float, sums: torch.Tensor, test_acc: float,
-                  switched_off: list[str], renewal: Renewal) -> dict:
+                  fired: list[str], renewal: Renewal) -> dict:
     stats = bit_stats(model)
     costs = learned_costs(model)
     n = sums[3].item()
@@ -537,8 +589,10 @@ def _epoch_record(model: nn.Module, epoch: int, lr: float, sums: torch.Tensor, t
             "T": stats.T.item(), "wst": stats.wst(), "bit_budget": stats.bit_budget.item(),
             "s_ace_g": costs["s_ace_g"], "macs_g": costs["macs_g"],
             "size_mbit": costs["size_mbit"], "layers": layer_bits_report(model),
-            "renewals": renewal_counts(model), "renewal_switched_off": list(switched_off),
-            "renewal_active": dict(renewal.active)}
+            "renewals": renewal_counts(model),
+            "renewal_switched_off": [k for k in fired if renewal.renews[k]],
+            "renewal_active": renewal.active,
+            "bits_frozen": [k for k in fired if renewal.freeze]}
 
 
 # ============================================================================ files
@@ -633,8 +687,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
     w0, s0, _ = cfg.wst("init")
     wt, st, _ = cfg.wst("target")
     renewal = Renewal(model, cfg.renewal, init=(w0, s0), target=(wt, st), rho=cfg.rho,
-                      min_epoch=cfg.min_epoch)
-    target = BitTarget.parse(cfg.target, lam_w=cfg.lam_w, lam_s=cfg.lam_s, lam_T=cfg.lam_T)
+                      min_epoch=cfg.min_epoch, freeze=cfg.freeze_bits,
+                      renewal_limit=cfg.renewal_limit)
+    target = BitTarget.parse(cfg.target, lam_w=cfg.lam_w, lam_s=cfg.lam_s, lam_T=cfg.lam_T,
+                             tol=cfg.bit_tolerance)
 
     # ---- resume
     start, history, timing = 0, [], []
@@ -661,6 +717,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             model.train()
+            renewal.start_epoch()
             sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, task, correct, n
             batches = _epoch_batches(len(y_train), cfg, epoch, world)
             bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show)
@@ -675,7 +732,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                 xb, yb = xb[rank::world].to(device), yb[rank::world].to(device)
                 logits = model(xb)
                 task = F.cross_entropy(logits, yb)
-                loss = task + bit_loss(bit_stats(model), target)
+                loss = task + bit_loss(bit_stats(model, soft=cfg.soft_bit_loss), target)
                 n = len(yb)
                 batch_sums = torch.stack([loss.detach() * n, task.detach() * n,
                                           (logits.argmax(1) == yb).sum(),
@@ -698,9 +755,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
             if not _all_finite(model):
                 raise _diverged(out, epoch, len(batches) - 1, float("nan"), history)
             test_acc = evaluate(model, x_test, y_test, device, rank, world)
-            switched_off = renewal.end_epoch(epoch, bit_stats(model))
+            fired = renewal.end_epoch(epoch, bit_stats(model))
             scheduler.step()
-            history.append(_epoch_record(model, epoch, lr, sums, test_acc, switched_off, renewal))
+            history.append(_epoch_record(model, epoch, lr, sums, test_acc, fired, renewal))
             timing.append(time.perf_counter() - t0)
             h = history[-1]
             epochs.set_postfix(acc=f"{test_acc:.2f}", wst=h["wst"], refresh=False)
@@ -766,6 +823,16 @@ def _timing_record(timing: list[float], device: torch.device, world: int) -> dic
             "threads": torch.get_num_threads()}
 
 
+DROP_POINTS = 5.0
+
+
+def accuracy_drops(history: list[dict], points: float = DROP_POINTS) -> list[dict]:
+    """Epochs whose test accuracy fell more than ``points`` below the epoch before."""
+    return [{"epoch": b["epoch"], "from": a["test_accuracy"], "to": b["test_accuracy"]}
+            for a, b in zip(history, history[1:])
+            if b["test_accuracy"] < a["test_accuracy"] - points]
+
+
 def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
             device: torch.device) -> dict:
     """The result file's content: built from the history alone, so a run whose last checkpoint
@@ -784,7 +851,9 @@ def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
             "bit_budget": last["bit_budget"], "s_ace_g": last["s_ace_g"],
             "macs_g": last["macs_g"], "size_mbit": last["size_mbit"],
             "layers": last["layers"], "renewals": last["renewals"],
-            "renewal_switched_off_at": dict(renewal.switched_off_at),
+            "renewal_switched_off_at": renewal.switched_off_at,
+            "bits_frozen_at": renewal.frozen_at,
+            "accuracy_drops": accuracy_drops(history),
             "epochs": len(history)},
         "history": history,
     }

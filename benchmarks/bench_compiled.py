@@ -1,10 +1,12 @@
-"""Opt-in benchmark: the torch.compile prototype of the fused neuron (prototype_neuron.py) at T = 4.
+"""Opt-in benchmark: the torch.compile variant of the fused neuron (prototype_neuron.py) at T = 4.
 
 Not part of ``all``: every (shape, T) compiles once, tens of seconds on a CPU.  For each shape of
 book.md at batch 64, Bs = Bw = 4, T = 4 (the T of the layer target):
 
-- neuron alone: package, eager prototype, compiled prototype and snntorch.Leaky (as bench_neuron);
-- layer: squeezed with each of the three neurons, multi-step snntorch, ANN floor (as bench_layer).
+- neuron alone: the package's neuron ("ours"), the compiled variant and snntorch.Leaky (as
+  bench_neuron);
+- layer: squeezed with the package's and with the compiled neuron, multi-step snntorch, ANN floor
+  (as bench_layer).
 
 The compiled neuron is checked against the package (same output, gradients within 1e-3).
 """
@@ -23,7 +25,7 @@ from adabit_lite.layers import QConv2d, QuantConfig
 from .bench_layer import CONV_SHAPES, MultiStep
 from .bench_neuron import leaky_mean, make_neuron, outputs_and_grads
 from .common import BATCH, compare, ratio, shapes
-from .prototype_neuron import compiled_forward, fast_forward
+from .prototype_neuron import compiled_forward
 
 
 def _agree(neuron, x, g) -> float:
@@ -56,18 +58,18 @@ def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25) -> dic
                 fn(x).backward(g)
             return call
 
-        res = compare({"ours": bench(neuron), "prototype": bench(lambda xx: fast_forward(neuron, xx)),
+        res = compare({"ours": bench(neuron),
                        "compiled": bench(lambda xx: compiled_forward(neuron, xx)),
                        "snntorch": bench(lambda xx: leaky_mean(lif, xx, T))},
                       rounds=rounds, min_time=min_time)
         row = {"shape": shape_name, "input": list(size), "T": T, "Bs": Bs,
                "compile_s": compile_s, "compiled_max_rel_diff": rel,
                **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()}}
-        for a in ("ours", "prototype", "compiled"):
+        for a in ("ours", "compiled"):
             row[f"{a}_vs_snntorch"] = ratio(res, a, "snntorch")["ratio"]
         neuron_rows.append(row)
-        print(f"[compiled] neuron {shape_name:16s} T={T}: ours {row['ours_ms']:.1f} ms, prototype "
-              f"{row['prototype_ms']:.1f} ms, compiled {row['compiled_ms']:.1f} ms, snntorch "
+        print(f"[compiled] neuron {shape_name:16s} T={T}: ours {row['ours_ms']:.1f} ms, "
+              f"compiled {row['compiled_ms']:.1f} ms, snntorch "
               f"{row['snntorch_ms']:.1f} ms (compile {compile_s:.0f} s, max rel diff {rel:.1e})",
               flush=True)
         if shape_name not in CONV_SHAPES:
@@ -104,17 +106,16 @@ def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25) -> dic
             x.grad = None
             ann(x).backward(g)
 
-        res = compare({"squeezed": run_squeezed, "prototype": with_neuron(fast_forward),
-                       "compiled": with_neuron(compiled_forward), "multistep": run_multi,
-                       "ann": run_ann}, rounds=rounds, min_time=min_time)
+        res = compare({"squeezed": run_squeezed, "compiled": with_neuron(compiled_forward),
+                       "multistep": run_multi, "ann": run_ann}, rounds=rounds, min_time=min_time)
         row = {"shape": shape_name, "input": list(size), "T": T,
                **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()}}
-        for a in ("squeezed", "prototype", "compiled"):
+        for a in ("squeezed", "compiled"):
             row[f"{a}_vs_multistep"] = ratio(res, a, "multistep")["ratio"]
             row[f"{a}_vs_ann"] = ratio(res, a, "ann")["ratio"]
         layer_rows.append(row)
         print(f"[compiled] layer  {shape_name:16s} T={T}: squeezed/ANN {row['squeezed_vs_ann']:.2f}, "
-              f"prototype/ANN {row['prototype_vs_ann']:.2f}, compiled/ANN {row['compiled_vs_ann']:.2f}; "
+              f"compiled/ANN {row['compiled_vs_ann']:.2f}; "
               f"compiled/multi-step {row['compiled_vs_multistep']:.2f}", flush=True)
     return {"T": T, "Bs": Bs, "rounds": rounds, "min_time_s": min_time,
             "neuron_rows": neuron_rows, "layer_rows": layer_rows}

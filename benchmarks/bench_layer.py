@@ -7,8 +7,6 @@ Shapes of book.md at batch 64: a 3x3 convolution with as many output channels as
 - ``squeezed``: ``adabit_lite.layers.QConv2d`` (refined neuron at the input, T steps squeezed to
   their average, 4-bit LSQ weights, one convolution) -> BN -> ReLU, Bs = Bw = 4 (QuantConfig
   defaults), training mode;
-- ``squeezed_prototype``: the same module with its neuron run through
-  benchmarks/prototype_neuron.py (the proposed speed fix);
 - ``multistep``: the usual multi-step layer: snntorch.Leaky (IF, beta = 1, subtract reset,
   arctan surrogate) fed x at each step, then, per step, convolution with the same 4-bit LSQ
   weights -> BN -> ReLU: T convolutions; the T outputs are stacked [T, B, C, H, W] for the next
@@ -29,7 +27,6 @@ from adabit_lite.layers import QConv2d, QuantConfig
 from adabit_lite.quant import WeightQuantizer
 
 from .common import BATCH, SMOKE_BATCH, shapes, compare, ratio
-from .prototype_neuron import fast_forward
 
 T_VALUES = (1, 2, 4, 8)
 CONV_SHAPES = ("wide-resnet20", "small-cnn.conv2", "small-cnn.conv3")
@@ -75,19 +72,12 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
             multi = MultiStep(C, T).train()
             ann = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C),
                                 nn.ReLU()).train()
-            qconv, bn = squeezed[0], squeezed[1]
             squeezed(x)  # first call initialises the quantizer steps
             multi(x)
 
             def run_squeezed():
                 x.grad = None
                 squeezed(x).backward(g)
-
-            def run_proto():
-                x.grad = None
-                r = fast_forward(qconv.neuron, x)
-                y = qconv._conv_forward(r, qconv.wq(qconv.weight), qconv.bias)
-                F.relu(bn(y)).backward(g)
 
             def run_multi():
                 x.grad = None
@@ -97,8 +87,7 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                 x.grad = None
                 ann(x).backward(g)
 
-            res = compare({"squeezed": run_squeezed, "squeezed_prototype": run_proto,
-                           "multistep": run_multi, "ann": run_ann},
+            res = compare({"squeezed": run_squeezed, "multistep": run_multi, "ann": run_ann},
                           rounds=rounds, min_time=min_time)
             row = {"shape": shape_name, "where": where, "input": list(size), "channels": C,
                    "elements": x.numel(), "T": T,
@@ -106,15 +95,12 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                    "rounds": rounds}
             for label, (a, b) in {"squeezed_vs_multistep": ("squeezed", "multistep"),
                                   "squeezed_vs_ann": ("squeezed", "ann"),
-                                  "prototype_vs_multistep": ("squeezed_prototype", "multistep"),
-                                  "prototype_vs_ann": ("squeezed_prototype", "ann"),
                                   "multistep_vs_ann": ("multistep", "ann")}.items():
                 r = ratio(res, a, b)
                 row[label] = r["ratio"]
                 row[label + "_min"], row[label + "_max"] = r["ratio_min"], r["ratio_max"]
             rows.append(row)
-            print(f"[layer] {shape_name:16s} T={T}: squeezed {row['squeezed_ms']:8.2f} ms  "
-                  f"prototype {row['squeezed_prototype_ms']:8.2f} ms  multistep "
+            print(f"[layer] {shape_name:16s} T={T}: squeezed {row['squeezed_ms']:8.2f} ms  multistep "
                   f"{row['multistep_ms']:8.2f} ms  ann {row['ann_ms']:8.2f} ms  "
                   f"squeezed/multistep {row['squeezed_vs_multistep']:.2f}  "
                   f"squeezed/ann {row['squeezed_vs_ann']:.2f}", flush=True)

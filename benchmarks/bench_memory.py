@@ -12,10 +12,11 @@ Two measurements, both in units of one input-sized float tensor (elements x 4 by
   (``profile_memory=True``; the timeline is a private torch API, so these two are None if it
   fails).  On CUDA ``torch.cuda.max_memory_allocated`` would give the peak directly.
 
-Variants: ``ours`` (SpikingNeuron, parameters shared over steps: the default), ``ours_per_step``
-(per_step=True: one Vth1 and Bs per step t < T_bound, so its d/dVth1 accumulator is
-[T_bound, elements] by design), ``prototype`` (benchmarks/prototype_neuron.py) and ``snntorch``
-(snntorch.Leaky over T steps, which keeps every step for backward).  Bs = 4 (16 levels): a tensor
+Variants: ``ours`` (SpikingNeuron, parameters shared over steps: the default; it keeps four
+per-element sums over the steps), ``ours_per_step`` (per_step=True: one Vth1 and Bs per step
+t < T_bound; for T >= 2 it keeps only x, which is left out, and recomputes the steps in backward;
+at T = 1 it is the shared path) and
+``snntorch`` (snntorch.Leaky over T steps, which keeps every step for backward).  Bs = 4 (16 levels): a tensor
 of size elements x levels would show up as 16 units.
 """
 
@@ -31,11 +32,10 @@ from adabit_lite.neuron import SpikingNeuron
 
 from .bench_neuron import leaky_mean
 from .common import BATCH, SMOKE_BATCH, shapes
-from .prototype_neuron import fast_forward
 
 T_VALUES = (1, 2, 4, 8)
 BS = 4
-VARIANTS = ("ours", "ours_per_step", "prototype", "snntorch")
+VARIANTS = ("ours", "ours_per_step", "snntorch")
 
 
 def saved_bytes(forward, x: torch.Tensor, exclude=()) -> dict:
@@ -99,8 +99,7 @@ def _variant(name: str, T: int, x: torch.Tensor):
         return (lambda xx: leaky_mean(lif, xx, T)), list(lif.parameters()) + list(lif.buffers())
     neuron = SpikingNeuron(bits=BS, T=T, per_step=(name == "ours_per_step")).train()
     neuron(x.detach())
-    fwd = (lambda xx: fast_forward(neuron, xx)) if name == "prototype" else neuron
-    return fwd, list(neuron.parameters())
+    return neuron, list(neuron.parameters())
 
 
 def run(smoke: bool = False, peak_shapes: tuple[str, ...] | None = None) -> dict:

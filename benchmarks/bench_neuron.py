@@ -7,8 +7,6 @@ For every shape of book.md (batch 64), T in {1, 2, 4, 8} and Bs in {1, 2, 4}:
 - ``snntorch``: ``snntorch.Leaky(beta=1.0, reset_mechanism="subtract")`` (an IF neuron with soft
   reset and the default arctan surrogate gradient), the same x fed at each of T steps, r = mean of
   the T spike tensors, then r.backward(g);
-- ``prototype``: the same SpikingNeuron through benchmarks/prototype_neuron.py (a proposed speed
-  fix for adabit_lite/neuron.py), checked against the package on every case.
 
 x = relu(N(0, 1)) (a post-BN/ReLU activation) with requires_grad, g = N(0, 1).  snntorch's cost
 does not depend on Bs (it fires binary spikes); it is re-timed in every case so that each ratio
@@ -23,7 +21,6 @@ import torch
 from adabit_lite.neuron import SpikingNeuron
 
 from .common import BATCH, SMOKE_BATCH, shapes, compare, ratio
-from .prototype_neuron import fast_forward
 
 T_VALUES = (1, 2, 4, 8)
 BS_VALUES = (1, 2, 4)
@@ -56,17 +53,6 @@ def outputs_and_grads(neuron: SpikingNeuron, fn, x: torch.Tensor, g: torch.Tenso
     return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
 
 
-def agreement(neuron: SpikingNeuron, x: torch.Tensor, g: torch.Tensor) -> dict:
-    """Does the prototype give the package's output and gradients?"""
-    def run(fn):
-        return outputs_and_grads(neuron, fn, x, g)
-
-    a, b = run(neuron), run(lambda xx: fast_forward(neuron, xx))
-    rel = max(float((u - v).abs().max() / v.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))
-    return {"prototype_same_output": bool(torch.equal(a[0], b[0])),
-            "prototype_max_rel_diff": rel, "prototype_agrees": bool(torch.equal(a[0], b[0]) and rel < 1e-3)}
-
-
 def run(smoke: bool = False, rounds: int | None = None, min_time: float | None = None) -> dict:
     torch.manual_seed(0)
     batch = SMOKE_BATCH if smoke else BATCH
@@ -90,28 +76,19 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                     x.grad = None
                     leaky_mean(lif, x, T).backward(g)
 
-                def proto():
-                    x.grad = None
-                    fast_forward(neuron, x).backward(g)
-
                 big = x.numel() * T > 2e7
-                res = compare({"ours": ours, "snntorch": theirs, "prototype": proto},
+                res = compare({"ours": ours, "snntorch": theirs},
                               rounds=max(1, rounds - 2) if big else rounds, min_time=min_time)
                 row = {"shape": shape_name, "where": where, "input": list(size),
                        "elements": x.numel(), "T": T, "Bs": Bs,
                        **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()},
                        "rounds": len(res["ours"]["runs_s"])}
-                for label, (a, b) in {"ours_vs_snntorch": ("ours", "snntorch"),
-                                      "prototype_vs_snntorch": ("prototype", "snntorch"),
-                                      "prototype_vs_ours": ("prototype", "ours")}.items():
-                    r = ratio(res, a, b)
-                    row[label] = r["ratio"]
-                    row[label + "_min"], row[label + "_max"] = r["ratio_min"], r["ratio_max"]
-                row.update(agreement(neuron, x, g))
+                r = ratio(res, "ours", "snntorch")
+                row["ours_vs_snntorch"] = r["ratio"]
+                row["ours_vs_snntorch_min"], row["ours_vs_snntorch_max"] = r["ratio_min"], r["ratio_max"]
                 rows.append(row)
                 print(f"[neuron] {shape_name:16s} T={T} Bs={Bs}: ours {row['ours_ms']:8.2f} ms  "
-                      f"snntorch {row['snntorch_ms']:8.2f} ms  prototype {row['prototype_ms']:8.2f} ms"
-                      f"  ours/snntorch {row['ours_vs_snntorch']:.2f}  "
-                      f"prototype/snntorch {row['prototype_vs_snntorch']:.2f}", flush=True)
+                      f"snntorch {row['snntorch_ms']:8.2f} ms  "
+                      f"ours/snntorch {row['ours_vs_snntorch']:.2f}", flush=True)
     return {"batch": batch, "T_values": list(T_VALUES), "Bs_values": list(BS_VALUES),
             "rounds": rounds, "min_time_s": min_time, "rows": rows}

@@ -44,34 +44,28 @@ def targets(results: dict) -> list[dict]:
     """Evaluate the targets on whatever sections ``results`` holds (None = not measured)."""
     out = []
     layer = [r for r in _rows(results, "layer") if r["T"] == LAYER_T]
-    for variant, col in (("package", "squeezed"), ("prototype", "prototype")):
-        vs_multi = {r["shape"]: round(r[f"{col}_vs_multistep"], 3) for r in layer}
-        vs_ann = {r["shape"]: round(r[f"{col}_vs_ann"], 3) for r in layer}
-        out.append(_target(
-            f"layer_vs_multistep{'' if variant == 'package' else '_prototype'}",
-            f"squeezed layer at T = {LAYER_T}: time <= {LAYER_VS_MULTISTEP} x the multi-step "
-            "snntorch layer (every shape)", LAYER_VS_MULTISTEP, vs_multi,
-            all(v <= LAYER_VS_MULTISTEP for v in vs_multi.values()) if vs_multi else None,
-            "layer", variant))
-        out.append(_target(
-            f"layer_vs_ann{'' if variant == 'package' else '_prototype'}",
-            f"squeezed layer at T = {LAYER_T}: time <= {LAYER_VS_ANN} x the conv + BN + ReLU "
-            "ANN floor (every shape)", LAYER_VS_ANN, vs_ann,
-            all(v <= LAYER_VS_ANN for v in vs_ann.values()) if vs_ann else None, "layer", variant))
+    vs_multi = {r["shape"]: round(r["squeezed_vs_multistep"], 3) for r in layer}
+    vs_ann = {r["shape"]: round(r["squeezed_vs_ann"], 3) for r in layer}
+    out.append(_target(
+        "layer_vs_multistep", f"squeezed layer at T = {LAYER_T}: time <= {LAYER_VS_MULTISTEP} x "
+        "the multi-step snntorch layer (every shape)", LAYER_VS_MULTISTEP, vs_multi,
+        all(v <= LAYER_VS_MULTISTEP for v in vs_multi.values()) if vs_multi else None, "layer"))
+    out.append(_target(
+        "layer_vs_ann", f"squeezed layer at T = {LAYER_T}: time <= {LAYER_VS_ANN} x the conv + BN + "
+        "ReLU ANN floor (every shape)", LAYER_VS_ANN, vs_ann,
+        all(v <= LAYER_VS_ANN for v in vs_ann.values()) if vs_ann else None, "layer"))
     neuron = _rows(results, "neuron")
-    for variant, col in (("package", "ours_vs_snntorch"), ("prototype", "prototype_vs_snntorch")):
-        vals = [r[col] for r in neuron]
-        measured = None
-        if vals:
-            worst = max(neuron, key=lambda r: r[col])
-            measured = {"max": round(max(vals), 3), "median": round(sorted(vals)[len(vals) // 2], 3),
-                        "cases_over": sum(v > NEURON_VS_SNNTORCH for v in vals), "cases": len(vals),
-                        "worst_case": f"{worst['shape']} T={worst['T']} Bs={worst['Bs']}"}
-        out.append(_target(
-            f"neuron_vs_snntorch{'' if variant == 'package' else '_prototype'}",
-            f"neuron alone: time <= {NEURON_VS_SNNTORCH} x snntorch.Leaky over T steps "
-            "(every shape, T, Bs)", NEURON_VS_SNNTORCH, measured,
-            (measured["cases_over"] == 0) if measured else None, "neuron", variant))
+    vals = [r["ours_vs_snntorch"] for r in neuron]
+    measured = None
+    if vals:
+        worst = max(neuron, key=lambda r: r["ours_vs_snntorch"])
+        measured = {"max": round(max(vals), 3), "median": round(sorted(vals)[len(vals) // 2], 3),
+                    "cases_over": sum(v > NEURON_VS_SNNTORCH for v in vals), "cases": len(vals),
+                    "worst_case": f"{worst['shape']} T={worst['T']} Bs={worst['Bs']}"}
+    out.append(_target(
+        "neuron_vs_snntorch", f"neuron alone: time <= {NEURON_VS_SNNTORCH} x snntorch.Leaky over T "
+        "steps (every shape, T, Bs)", NEURON_VS_SNNTORCH, measured,
+        (measured["cases_over"] == 0) if measured else None, "neuron"))
     comp = (results.get("benchmarks", {}).get("compiled") or {}).get("layer_rows", [])
     if comp:
         vs_multi = {r["shape"]: round(r["compiled_vs_multistep"], 3) for r in comp}
@@ -121,17 +115,14 @@ def targets(results: dict) -> list[dict]:
 def print_summary(results: dict) -> None:
     b = results.get("benchmarks", {})
     if b.get("neuron"):
-        print("\nneuron alone, forward + backward: time ours / snntorch.Leaky (prototype / snntorch)")
+        print("\nneuron alone, forward + backward: time ours / snntorch.Leaky")
         for r in b["neuron"]["rows"]:
-            print(f"  {r['shape']:16s} T={r['T']} Bs={r['Bs']}: {r['ours_vs_snntorch']:.2f} "
-                  f"({r['prototype_vs_snntorch']:.2f})")
+            print(f"  {r['shape']:16s} T={r['T']} Bs={r['Bs']}: {r['ours_vs_snntorch']:.2f}")
     if b.get("layer"):
-        print("\nlayer, forward + backward: squeezed / multi-step, squeezed / ANN "
-              "(prototype / multi-step, prototype / ANN)")
+        print("\nlayer, forward + backward: squeezed / multi-step, squeezed / ANN")
         for r in b["layer"]["rows"]:
             print(f"  {r['shape']:16s} T={r['T']}: {r['squeezed_vs_multistep']:.2f}, "
-                  f"{r['squeezed_vs_ann']:.2f} ({r['prototype_vs_multistep']:.2f}, "
-                  f"{r['prototype_vs_ann']:.2f})")
+                  f"{r['squeezed_vs_ann']:.2f}")
     print("\ntargets:")
     for t in results.get("targets", []):
         state = {True: "MET", False: "NOT MET", None: "not measured"}[t["met"]]

@@ -84,3 +84,48 @@ def test_bad_config_is_rejected():
         QuantConfig(w_bits=0)
     with pytest.raises(ValueError, match="s_bits"):
         QuantConfig(s_bits=4.5)
+
+
+def test_full_precision_layers_bypass_neuron_and_quantizer():
+    torch.manual_seed(2)
+    cfg = QuantConfig(w_bits=2, s_bits=2, T=3, full_precision=True)
+    conv = QConv2d(3, 4, 3, stride=2, padding=1, bias=True, cfg=cfg).train()
+    fc = QLinear(6, 5, cfg=cfg).train()
+    x = torch.rand(2, 3, 9, 9, requires_grad=True)
+    z = torch.rand(7, 6)
+    y = conv(x)
+    assert torch.equal(y, F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1))
+    assert torch.equal(fc(z), F.linear(z, fc.weight, fc.bias))
+    (y.square().sum() + fc(z).sum()).backward()
+    for layer in (conv, fc):
+        assert layer.weight.grad is not None and layer.bias.grad is not None
+        for name, p in layer.named_parameters():
+            if name not in ("weight", "bias"):  # steps, bit latents, T
+                assert p.grad is None, name
+        assert not bool(layer.neuron.initialized) and not bool(layer.wq.initialized)
+    torch.testing.assert_close(x.grad, torch.autograd.grad(
+        F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1).square().sum(), x)[0])
+    r = conv.report("conv")
+    assert r.full_precision and (r.Bw, r.Bs, r.T) == (2, [2], 3)
+    assert not QuantConfig().full_precision
+
+
+def test_report_says_whether_a_layer_is_full_precision():
+    net = nn.Sequential(QConv2d(1, 2, 3, cfg=QuantConfig.stem(T=1, full_precision=True), stem=True),
+                        QConv2d(2, 2, 3, cfg=QuantConfig(T=1))).eval()
+    net(torch.rand(1, 1, 8, 8))
+    stem, body = layer_reports(net)
+    assert stem.full_precision and stem.stem and (stem.Bw, stem.Bs) == (8, [8])
+    assert not body.full_precision
+    assert QuantConfig.stem().full_precision is False
+
+
+def test_amplitude_and_old_neuron_options_reach_the_neuron():
+    cfg = QuantConfig(T=2, tau=2.0, firing="floor", amplitude=True, per_step=True)
+    layer = QLinear(4, 3, cfg=cfg).train()
+    n = layer.neuron
+    assert n.amplitude and n.tau == 2.0 and n.firing == "floor" and n.alpha.shape == (3,)
+    layer(torch.rand(5, 4)).sum().backward()
+    torch.testing.assert_close(n.alpha.detach(), n.step.detach())  # initialised to Vth1
+    assert n.alpha.grad is not None and n.alpha.grad[:2].abs().sum() > 0
+    assert QLinear(4, 3).neuron.alpha is None

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from adabit_lite.layers import QConv2d, QLinear, QuantConfig
-from adabit_lite.loss import BitTarget, bit_loss, bit_stats
+from adabit_lite.loss import BitStats, BitTarget, bit_loss, bit_stats
 
 
 def small_net(per_step=False):
@@ -73,3 +73,16 @@ def test_target_parsing():
     for bad in ("2/2", "a/b/c", "0.5/1/1"):
         with pytest.raises(ValueError, match="W/S/T"):
             BitTarget.parse(bad)
+
+
+def test_the_tolerance_band_zeroes_the_bit_loss_near_the_target():
+    t = BitTarget.parse("2/2/1", tol=0.25)
+    near = BitStats(torch.tensor(2.2, requires_grad=True), torch.tensor(1.8), torch.tensor(1.0))
+    assert bit_loss(near, t).item() == 0.0
+    far = BitStats(torch.tensor(2.5, requires_grad=True), torch.tensor(1.0), torch.tensor(1.0))
+    loss = bit_loss(far, t)
+    assert loss.item() == pytest.approx(0.04 * 0.25 + 0.04 * 0.75)
+    loss.backward()
+    assert far.W.grad.item() == pytest.approx(0.04)
+    plain = bit_loss(far, BitTarget.parse("2/2/1"))
+    assert plain.item() == pytest.approx(0.04 * 0.5 + 0.04 * 1.0)

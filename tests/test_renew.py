@@ -116,7 +116,7 @@ def test_switch_off_rule():
     assert ren.end_epoch(2, _stats(1.8, 1.5)) == ["spike"]  # W: 0.8 > 0.72 still renews
     assert not net[2].neuron.renew_enabled and net[2].wq.renew_enabled
     assert ren.end_epoch(3, _stats(1.7, 4.0)) == ["weight"]  # off for good: S going up is ignored
-    assert ren.state_dict()["switched_off_at"] == {"spike": 2, "weight": 3}
+    assert ren.switched_off_at == {"spike": 2, "weight": 3} and ren.frozen_at == {}
     assert not net[4].wq.renew_enabled
     # a kind whose target equals its init stops after epoch 0
     ren2 = Renewal(net, "both", init=(4, 4), target=(4, 2), min_epoch=5)
@@ -137,6 +137,66 @@ def test_renewal_state_round_trips_and_counts_are_reported():
     assert not net[2].wq.renew_enabled and net[2].neuron.renew_enabled
     counts = renewal_counts(net)
     assert list(counts) == ["2", "4"] and counts["2"]["w_flips"] == 0
+
+
+def _flip_flop(q, x, epochs: int, flips_per_epoch: int) -> list[int]:
+    """Dither the bit width 4 <-> 3 ``flips_per_epoch`` times per epoch; renewals per epoch."""
+    per_epoch = []
+    for _ in range(epochs):
+        q.start_epoch()
+        before = q.renewals.item()
+        for i in range(flips_per_epoch):
+            _set_bits(q, 3 if i % 2 == 0 else 4)
+            q(x)
+        per_epoch.append(q.renewals.item() - before)
+    return per_epoch
+
+
+@pytest.mark.parametrize("limit", [0, 1, 3])
+def test_renewals_per_epoch_are_bounded_as_configured(limit):
+    x = torch.randn(512)
+    q = WeightQuantizer(bits=4).train()
+    q.renew_enabled.fill_(True)
+    q.renewal_limit = limit
+    q(x)  # initialisation
+    per_epoch = _flip_flop(q, x, epochs=3, flips_per_epoch=10)
+    assert q.flips.item() == 30  # every flip is counted
+    assert per_epoch == [10 if limit == 0 else limit] * 3
+
+
+def test_renewal_limit_is_set_by_the_policy_and_reset_each_epoch():
+    net = _net()
+    ren = Renewal(net, "activation", renewal_limit=1)
+    assert net[2].neuron.renewal_limit == 1 and net[4].wq.renewal_limit == 1
+    net[2].neuron.epoch_renewals.fill_(1)
+    ren.start_epoch()
+    assert net[2].neuron.epoch_renewals.item() == 0
+    with pytest.raises(ValueError, match="renewal_limit"):
+        Renewal(net, "activation", renewal_limit=-1)
+
+
+def test_freezing_fixes_the_bits_of_a_kind_once_the_rule_fires():
+    net = _net()
+    ren = Renewal(net, "activation", init=(4, 4), target=(2, 2), min_epoch=1, freeze=True)
+    assert ren.end_epoch(0, _stats(2.1, 2.1)) == []  # before min_epoch: nothing frozen
+    assert net[2].wq.bits[0].learnable and net[2].neuron.bits[0].learnable
+    assert ren.end_epoch(1, _stats(2.1, 3.0)) == ["weight"]  # W within 0.48 of 2, S not yet
+    assert not net[2].wq.bits[0].learnable and not net[4].wq.bits[0].learnable
+    assert net[2].neuron.bits[0].learnable and net[2].neuron.renew_enabled
+    assert ren.switched_off_at == {} and ren.frozen_at == {"weight": 1}  # weights never renewed
+    # frozen bits never change, whatever the latent's optimiser would want
+    w_bits = [int(layer.wq.bits[0]) for layer in (net[2], net[4])]
+    opt = torch.optim.SGD(net.parameters(), lr=10.0, momentum=0.9)  # built before the freeze
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.rand(2, 1, 8, 8)).sum().backward()
+        opt.step()
+    assert [int(layer.wq.bits[0]) for layer in (net[2], net[4])] == w_bits
+    # the state round-trips: a resumed run freezes the same kinds
+    fresh_net = _net()
+    fresh = Renewal(fresh_net, "activation", init=(4, 4), target=(2, 2), freeze=True)
+    fresh.load_state_dict(ren.state_dict())
+    assert not fresh_net[2].wq.bits[0].learnable and fresh_net[2].neuron.bits[0].learnable
 
 
 # ---------------------------------------------------------------- two processes, gloo

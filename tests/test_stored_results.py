@@ -22,8 +22,8 @@ RESULTS = ROOT / "results"
 
 
 def test_every_stored_run_is_current_and_findable():
-    for name, make in sweeps.SWEEPS.items():
-        configs = make()
+    for name in sweeps.SWEEPS:
+        configs = sweeps.sweep_configs(name, RESULTS)
         found = [find_result(RESULTS / name, c) for c in configs]
         missing = [c for c, r in zip(configs, found) if r is None]
         assert not missing, f"{name}: {len(missing)} runs not stored for this code version: run make results"
@@ -33,7 +33,7 @@ def test_every_stored_run_is_current_and_findable():
 
 @pytest.mark.parametrize("name", sorted(sweeps.SUBSET))
 def test_a_rerun_of_the_subset_reproduces_the_stored_numbers(name, tmp_path):
-    cfg = next(c for c in sweeps.SWEEPS[name]() if sweeps.SUBSET[name](c))
+    cfg = next(c for c in sweeps.sweep_configs(name, RESULTS) if sweeps.SUBSET[name](c))
     stored = find_result(RESULTS / name, cfg)
     timing = json.loads((RESULTS / name / stored["key"] / "timing.json").read_text())
     threads = torch.get_num_threads()

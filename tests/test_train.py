@@ -336,3 +336,47 @@ def test_command_line_round_trips_a_config():
     args = _parser().parse_args(cmd.split()[3:])
     assert config_from_args(args) == cfg.validated()
     assert "--seed" not in command_line(TrainConfig(), "o")  # defaults are left out
+
+
+def test_the_allocation_control_fixes_the_learned_per_layer_bits(reference):
+    cfg, _, result = reference
+    control = cfg.control(result)
+    learned = [(x["Bw"], x["Bs"], x["T"]) for x in result["metrics"]["layers"]]
+    assert not (control.learn_w or control.learn_s or control.learn_T) and control.renewal == "none"
+    layers = train(dataclasses.replace(control, epochs=1), None, progress=False)["metrics"]["layers"]
+    assert [(x["Bw"], x["Bs"], x["T"]) for x in layers] == learned
+
+
+def test_the_full_precision_baseline_bypasses_quantizers_and_neurons():
+    cfg = small(epochs=1).full_precision_baseline()
+    model = train_mod.build(cfg.validated(), {"num_classes": 10, "in_channels": 1})
+    x = torch.rand(4, 1, 8, 8)
+    model.eval()
+    relu_net = [m for m in model.modules() if hasattr(m, "neuron")]
+    assert relu_net and all(m.cfg.full_precision for m in relu_net)
+    stem = relu_net[0]
+    assert torch.equal(stem(x), torch.nn.functional.conv2d(x, stem.weight, stem.bias,
+                                                            padding=stem.padding))
+
+
+def test_accuracy_drops_are_the_epochs_that_fell_more_than_five_points():
+    history = [{"epoch": e, "test_accuracy": a} for e, a in enumerate([50, 80, 74.9, 76, 20, 90])]
+    assert train_mod.accuracy_drops(history) == [{"epoch": 2, "from": 80, "to": 74.9},
+                                                 {"epoch": 4, "from": 76, "to": 20}]
+
+
+def test_remedy_options_are_validated_and_recorded(tmp_path):
+    with pytest.raises(OptionError, match="hysteresis"):
+        small(hysteresis=0.5).validated()
+    with pytest.raises(OptionError, match="renewal_limit"):
+        small(renewal_limit=-1).validated()
+    cfg = small(epochs=2, target="2/2/1", hysteresis=0.25, soft_bit_loss=True, freeze_bits=True,
+                renewal_limit=1, min_epoch=0)
+    result = train(cfg, tmp_path, progress=False)
+    p = result["parameters"]
+    assert (p["hysteresis"], p["soft_bit_loss"], p["freeze_bits"], p["renewal_limit"]) == (
+        0.25, True, True, 1)
+    for h in result["history"]:  # at most one renewal per quantizer and epoch
+        assert all(c["s_renewals"] <= h["epoch"] + 1 for c in h["renewals"].values())
+    assert result["metrics"]["bits_frozen_at"] == result["metrics"]["renewal_switched_off_at"] | {
+        k: e for k, e in result["metrics"]["bits_frozen_at"].items() if k == "weight"}
