@@ -1,0 +1,155 @@
+"""Adaptive bit allocation in training: summaries of stored runs (chapters 5 and 6).
+
+A run "ends within tol of the target" when every one of its final mean W, S and T lies within
+``tol`` (default 0.3) of the target's.  Flips and renewals are the quantizers' cumulative counts
+(train.py records them per layer after every epoch); an accuracy drop is an epoch whose test
+accuracy fell more than ``train.DROP_POINTS`` below the epoch before (``train.accuracy_drops``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+TOLERANCE = 0.3
+
+
+def target_of(result: dict) -> tuple[float, float, float]:
+    return tuple(float(v) for v in result["parameters"]["target"].split("/"))
+
+
+def within_target(result: dict, tol: float = TOLERANCE) -> bool:
+    """Final mean W, S and T each within ``tol`` of the run's target."""
+    m = result["metrics"]
+    return all(abs(m[k] - t) <= tol for k, t in zip("WST", target_of(result)))
+
+
+def flip_totals(result: dict) -> dict[str, int]:
+    """Total weight and spike bit flips and renewals over all layers, at the end of the run."""
+    counts = result["metrics"]["renewals"]
+    return {k: sum(layer[k] for layer in counts.values())
+            for k in ("w_flips", "s_flips", "w_renewals", "s_renewals")}
+
+
+def worst_drop(result: dict) -> float:
+    """The largest fall of test accuracy from one epoch to the next (0 if it never fell)."""
+    acc = [h["test_accuracy"] for h in result["history"]]
+    return max([0.0] + [a - b for a, b in zip(acc, acc[1:])])
+
+
+def per_epoch(result: dict) -> pd.DataFrame:
+    """One row per epoch: mean W/S/T, test accuracy, and flips/renewals in that epoch (all layers)."""
+    rows, before = [], {"w_flips": 0, "s_flips": 0, "w_renewals": 0, "s_renewals": 0}
+    for h in result["history"]:
+        total = {k: sum(layer[k] for layer in h["renewals"].values()) for k in before}
+        rows.append({"epoch": h["epoch"] + 1, "W": h["W"], "S": h["S"], "T": h["T"],
+                     "test_accuracy": h["test_accuracy"],
+                     **{k: total[k] - before[k] for k in before}})
+        before = total
+    return pd.DataFrame(rows)
+
+
+def layer_bits(result: dict) -> pd.DataFrame:
+    """The final per-layer Bw, mean Bs, T, weight and input-feature counts, flips and renewals."""
+    counts = result["metrics"]["renewals"]
+    rows = []
+    for layer in result["metrics"]["layers"]:
+        rows.append({"layer": layer["name"], "kind": layer["kind"], "Bw": layer["Bw"],
+                     "Bs": float(np.mean(layer["Bs"])), "T": layer["T"],
+                     "weights": layer["weights"], "in_features": layer["in_features"],
+                     **counts.get(layer["name"], {})})
+    return pd.DataFrame(rows)
+
+
+def welch(a, b) -> float:
+    """Two-sided Welch t-test p-value of mean(a) != mean(b) (nan with fewer than 2 values each)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        return math.nan
+    return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
+                    tol: float = TOLERANCE) -> pd.DataFrame:
+    """One row per group of runs (name -> stored results of one target and method, many seeds):
+    the fraction within ``tol`` of the target, mean flips and renewals per run, the worst and the
+    number of > 5-point accuracy drops, final accuracy (mean, std) and, against ``reference``,
+    the Welch p-value of the accuracy difference."""
+    ref = [r["metrics"]["accuracy"] for r in runs.get(reference, [])]
+    rows = []
+    for name, group in runs.items():
+        if not group:
+            continue
+        acc = [r["metrics"]["accuracy"] for r in group]
+        totals = pd.DataFrame([flip_totals(r) for r in group]).mean()
+        rows.append({
+            "method": name, "runs": len(group),
+            "within target": float(np.mean([within_target(r, tol) for r in group])),
+            "W": float(np.mean([r["metrics"]["W"] for r in group])),
+            "S": float(np.mean([r["metrics"]["S"] for r in group])),
+            "T": float(np.mean([r["metrics"]["T"] for r in group])),
+            "Bw flips": totals["w_flips"], "Bs flips": totals["s_flips"],
+            "renewals": totals["w_renewals"] + totals["s_renewals"],
+            "runs with a drop > 5": int(sum(bool(r["metrics"].get("accuracy_drops")) for r in group)),
+            "worst drop": max(worst_drop(r) for r in group),
+            "accuracy": float(np.mean(acc)), "std": float(np.std(acc, ddof=1)) if len(acc) > 1
+            else math.nan,
+            "p vs " + (reference or "-"): welch(acc, ref) if reference and name != reference
+            else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def batch_trace(cfg) -> tuple[pd.DataFrame, dict]:
+    """Train ``cfg`` (no files) and record, before every batch, the rounded mean W and S and each
+    learned layer's Bw and mean Bs: the bit trajectory at batch resolution, where flips show.
+    Returns (one row per batch, the run's result)."""
+    from ..layers import quant_layers
+    from ..loss import bit_stats
+    from ..train import train
+
+    rows = []
+
+    def hook(epoch, batch, model):
+        if not any(m.in_shape for _, m in quant_layers(model)):
+            return  # before the first forward pass the feature counts are unknown
+        st = bit_stats(model)
+        row = {"epoch": epoch, "batch": batch, "W": st.W.item(), "S": st.S.item(), "T": st.T.item()}
+        for name, m in quant_layers(model):
+            row[f"Bw {name}"] = int(m.wq.bits[0])
+            row[f"Bs {name}"] = m.neuron.mean_bits()
+        rows.append(row)
+
+    result = train(cfg, None, progress=False, on_batch=hook)
+    df = pd.DataFrame(rows)
+    df.insert(0, "step", range(len(df)))
+    return df, result
+
+
+def trace_flips(trace: pd.DataFrame) -> dict[str, int]:
+    """Changes of each layer's Bw / Bs between consecutive batches of a ``batch_trace``."""
+    cols = [c for c in trace.columns if c.startswith(("Bw ", "Bs "))]
+    return {c: int((trace[c].diff().fillna(0) != 0).sum()) for c in cols}
+
+
+def mean_history(group: list[dict], keys=("W", "S", "T", "test_accuracy")) -> pd.DataFrame:
+    """Per epoch: the mean and std over runs of ``keys`` (the paper's Figure 3 averaged over seeds)."""
+    frames = [pd.DataFrame([{k: h[k] for k in ("epoch",) + tuple(keys)} for h in r["history"]])
+              for r in group]
+    stacked = pd.concat(frames)
+    out = stacked.groupby("epoch").agg(["mean", "std"])
+    out.columns = [f"{k} {s}" for k, s in out.columns]
+    return out.reset_index().assign(epoch=lambda d: d["epoch"] + 1)
+
+
+def mean_layer_bits(group: list[dict]) -> pd.DataFrame:
+    """Per layer: mean and spread of the final Bw and Bs over runs, with its size (Figure 4)."""
+    frames = pd.concat([layer_bits(r) for r in group])
+    agg = frames.groupby("layer", sort=False).agg(
+        Bw=("Bw", "mean"), Bw_min=("Bw", "min"), Bw_max=("Bw", "max"), Bs=("Bs", "mean"),
+        Bs_min=("Bs", "min"), Bs_max=("Bs", "max"), weights=("weights", "first"),
+        in_features=("in_features", "first"))
+    return agg.reset_index()
