@@ -91,6 +91,12 @@ __all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "tra
            "load_or_train", "load_trained", "result_key", "find_result", "main"]
 
 STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "cifar10", "cifar100")
+#: event data (time axis kept) and the architectures made for them (time-preserving layers)
+EVENT_DATASETS = ("moving-digits",)
+EVENT_ARCHS = ("event-cnn",)
+#: config fields that exist for event runs only: a static run's parameters (and so its result
+#: key) leave them out, so the keys of static runs stored before they were added stay valid
+EVENT_FIELDS = ("time_average_input",)
 OPTIMIZERS = ("sgd", "adam")
 AUGMENTS = ("default", "none", "crop-flip")
 #: default learning rates (weights, steps, bits, T) and weight decay per optimiser
@@ -141,16 +147,24 @@ class TrainConfig:
     width: int | None = _opt(None, "base channel width of the network (default: the model's)")
     # data
     dataset: str = _opt("mnist5k-noisy", f"data set: {', '.join(STATIC_DATASETS)} "
-                                          "(the default is chosen in the data chapter)")
+                                          "(the default is chosen in the data chapter), or "
+                                          f"event data: {', '.join(EVENT_DATASETS)} "
+                                          f"(with arch {', '.join(EVENT_ARCHS)})")
     data_options: str = _opt("", "data set options KEY=VALUE[,KEY=VALUE...], e.g. size=8 "
                                  "(see data.make_dataset)")
     split_seed: int = _opt(0, "seed of the stratified train/test split")
     train_limit: int | None = _opt(None, "train on a stratified subset of this many images")
     augment: str = _opt("default", "training augmentation: default (the data set's), none, "
                                    "crop-flip")
+    time_average_input: bool = _opt(False, "event data only: feed the network the input's mean "
+                                           "over time at every step (the control: it cannot "
+                                           "see the order of the frames)")
     # bits
-    init: str = _opt("4/4/2", "initial W/S/T of every learned layer (integers)")
-    target: str = _opt("1/1/1", "target mean W/S/T of the bit loss, e.g. 1.5/1.5/1")
+    init: str = _opt("4/4/2", "initial W/S/T of every learned layer (integers); with event "
+                              "data T must equal the data's frames (T is fixed by the binning: "
+                              "learn_T and lam_T have no effect), e.g. 4/4/8")
+    target: str = _opt("1/1/1", "target mean W/S/T of the bit loss, e.g. 1.5/1.5/1 (event data: "
+                                "T = the frames, as for init)")
     learn_w: bool = _opt(True, "learn the weight bit widths Bw")
     learn_s: bool = _opt(True, "learn the spike bit widths Bs")
     learn_T: bool = _opt(True, "learn the temporal lengths T")
@@ -237,7 +251,7 @@ class TrainConfig:
         v = _Checker(self)
         v.choice("arch", MODEL_NAMES)
         v.int_or_none("width", 1)
-        v.choice("dataset", STATIC_DATASETS)
+        v.choice("dataset", STATIC_DATASETS + EVENT_DATASETS)
         data_options = _canonical_pairs("data_options", self.data_options, _parse_scalar)
         if "seed" in dict(data_options):
             raise OptionError("data_options", "", detail="use split_seed, not seed=, for the split")
@@ -251,8 +265,10 @@ class TrainConfig:
                 raise OptionError("target", f"<= init + {extra} for {name} (the bound)",
                                   self.target)
         for name in ("learn_w", "learn_s", "learn_T", "running_extrema", "per_step",
-                     "sync_stats", "soft_bit_loss", "freeze_bits", "amplitude", "full_precision"):
+                     "sync_stats", "soft_bit_loss", "freeze_bits", "amplitude", "full_precision",
+                     "time_average_input"):
             v.bool(name)
+        _check_event_options(self)
         layer_bits = _canonical_pairs("layer_bits", self.layer_bits,
                                       lambda s: _format_wst(_parse_wst("layer_bits", s, True)))
         for name in ("lam_w", "lam_s", "lam_T"):
@@ -289,8 +305,13 @@ class TrainConfig:
                                                     "momentum", "hysteresis", "bit_tolerance")})
 
     def parameters(self) -> dict:
-        """All fields of the validated config (what result.json records)."""
-        return dataclasses.asdict(self.validated())
+        """All fields of the validated config (what result.json records); ``EVENT_FIELDS`` only
+        for event data."""
+        params = dataclasses.asdict(self.validated())
+        if params["dataset"] not in EVENT_DATASETS:
+            for name in EVENT_FIELDS:
+                params.pop(name)
+        return params
 
     def key_parameters(self) -> dict:
         """The fields that decide the numbers (all but ``EXECUTION_FIELDS``): the result key."""
@@ -354,6 +375,35 @@ class _Checker:
                 self.float(name, low)
             except OptionError:
                 raise OptionError(name, f"a number >= {low:g} or none", self._get(name)) from None
+
+
+def _check_event_options(cfg: TrainConfig) -> None:
+    """Event data go with an event architecture and back; event-only options need event data.
+    (That the T of init and target equals the data's frames is checked in ``build``, where the
+    frames are known.)"""
+    event_data, event_arch = cfg.dataset in EVENT_DATASETS, cfg.arch in EVENT_ARCHS
+    if event_arch and not event_data:
+        raise OptionError("arch", "", cfg.arch, detail=f"{cfg.arch} takes event data (dataset "
+                          f"{', '.join(EVENT_DATASETS)}), not {cfg.dataset!r}")
+    if event_data and not event_arch:
+        raise OptionError("dataset", "", cfg.dataset, detail=f"{cfg.dataset} is event data: use "
+                          f"arch {', '.join(EVENT_ARCHS)} (time-preserving layers), not "
+                          f"{cfg.arch!r}")
+    if cfg.time_average_input and not event_data:
+        raise OptionError("time_average_input", "", cfg.time_average_input, detail="only for "
+                          f"event data (dataset {', '.join(EVENT_DATASETS)})")
+    if event_arch and cfg.amplitude:
+        raise OptionError("amplitude", "", cfg.amplitude, detail=f"{cfg.arch}'s time-preserving "
+                          "layers have no amplitude neuron; use amplitude false")
+
+
+def _check_frames(cfg: TrainConfig, frames: int) -> None:
+    """The rule for T with event data: the T of init and target equals the data's frames."""
+    for option in ("init", "target"):
+        if cfg.wst(option)[2] != frames:
+            raise OptionError(option, "", getattr(cfg, option), detail=f"T must equal the data's "
+                              f"{frames} frames (T is fixed by the binning for time-preserving "
+                              f"layers), got {getattr(cfg, option)!r}")
 
 
 def _parse_wst(option: str, value, integers: bool) -> tuple:
@@ -435,12 +485,16 @@ def _dist_info() -> tuple[int, int]:
 
 
 def _model_spec(cfg: TrainConfig, bundle) -> dict:
-    return {"num_classes": bundle.num_classes, "in_channels": bundle.in_channels,
+    spec = {"num_classes": bundle.num_classes, "in_channels": bundle.in_channels,
             "image_size": list(bundle.image_size)}
+    if bundle.is_temporal:  # event data: the number of frames T
+        spec["frames"] = bundle.time_steps
+    return spec
 
 
 def build(cfg: TrainConfig, spec: dict) -> nn.Module:
-    """The model of a validated config (``spec``: num_classes, in_channels)."""
+    """The model of a validated config (``spec``: num_classes, in_channels; frames for event
+    data)."""
     w, s, t = cfg.wst("init")
     qcfg = QuantConfig(w_bits=w, s_bits=s, T=t, learn_w=cfg.learn_w, learn_s=cfg.learn_s,
                        learn_T=cfg.learn_T, tau=cfg.tau, firing=cfg.firing,
@@ -455,6 +509,11 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
     if "stem_cfg" in accepted:  # the stem's T is learned only when T is
         kwargs["stem_cfg"] = QuantConfig.stem(T=t, learn_T=cfg.learn_T,
                                               full_precision=cfg.full_precision)
+    if "frames" in accepted:  # an event architecture (validated(): only with event data)
+        if "frames" not in spec:
+            raise OptionError("arch", "", cfg.arch, detail=f"{cfg.arch} needs event data")
+        _check_frames(cfg, spec["frames"])
+        kwargs.update(frames=spec["frames"], time_average_input=cfg.time_average_input)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, num_classes=spec["num_classes"],
                         in_channels=spec["in_channels"], cfg=qcfg, **kwargs)
@@ -892,8 +951,9 @@ def load_trained(out_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     model.load_state_dict(ckpt["model"])
     model.eval()
     spec = ckpt["model_spec"]
+    frames = (spec["frames"],) if "frames" in spec else ()  # event data: [B, T, C, H, W]
     with torch.no_grad():
-        model(torch.zeros(1, spec["in_channels"], *spec["image_size"], device=device))
+        model(torch.zeros(1, *frames, spec["in_channels"], *spec["image_size"], device=device))
     return model, cfg
 
 
