@@ -12,3 +12,26 @@ def device() -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         pytest.fail("ADABIT_TEST_DEVICE asks for CUDA but torch sees no GPU")
     return torch.device(name)
+
+
+@pytest.fixture(scope="session")
+def benchmark_smoke(tmp_path_factory):
+    """One in-process ``python -m benchmarks --smoke --out FILE`` run for the whole session:
+    (its results as a dict, the file)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("snntorch")
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:  # benchmarks/ is not installed: found from the repository root
+        sys.path.insert(0, root)
+    from benchmarks import cli
+
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["--smoke", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the smoke run uses one thread; leave the session as it was
+    return json.loads(out.read_text()), out

@@ -27,14 +27,8 @@ SECTIONS = {"neuron", "layer", "memory", "epoch", "meter"}
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "smoke.json"
-    threads = torch.get_num_threads()
-    try:
-        assert cli.main(["--smoke", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)  # the smoke run uses one thread; leave the session as it was
-    return json.loads(out.read_text()), out
+def smoke(benchmark_smoke):
+    return benchmark_smoke  # (results, file) of the session's one smoke run (conftest.py)
 
 
 def positive(x) -> bool:
