@@ -61,6 +61,7 @@ REMEDIES = {
     "freeze": {"freeze_bits": True},
     "band + hysteresis": {"bit_tolerance": TOLERANCE_BAND, "hysteresis": HYSTERESIS},
 }
+CHOSEN_REMEDY = "band + hysteresis"
 
 
 def remedy_of(cfg: TrainConfig) -> str:
@@ -73,28 +74,42 @@ def remedy_of(cfg: TrainConfig) -> str:
     raise ValueError("the config matches no remedy")
 
 
-def bit_stability() -> list[TrainConfig]:
+def bit_stability(targets=STABILITY_TARGETS, seeds=STABILITY_SEEDS, **base) -> list[TrainConfig]:
     """LBW + activation renewal at targets above the minimum, the paper's rounding vs each remedy;
-    with U-quant at the nearest uniform settings (1/1/1 and 2/2/1), 5 seeds each."""
+    with U-quant at the nearest uniform settings (1/1/1 and 2/2/1), 5 seeds each.  ``base``:
+    TrainConfig fields shared by every run (the defaults give the stored sweep)."""
     runs = []
-    for target in STABILITY_TARGETS:
+    for target in targets:
         for options in REMEDIES.values():
-            runs += [TrainConfig(target=target, seed=seed, **options) for seed in STABILITY_SEEDS]
+            runs += [TrainConfig(target=target, seed=seed, **base, **options) for seed in seeds]
     for uniform in ("1/1/1", "2/2/1"):
-        runs += [TrainConfig(target=uniform, seed=seed).uquant() for seed in STABILITY_SEEDS]
+        runs += [TrainConfig(target=uniform, seed=seed, **base).uquant() for seed in seeds]
     return runs
 
 
-def bit_stability_control(results: Path = RESULTS) -> list[TrainConfig]:
+def bit_stability_control(results: Path = RESULTS, **kwargs) -> list[TrainConfig]:
     """The allocation control: each stored LBW run's learned per-layer bits (with the combined
-    remedy), fixed from the start.  Only runs whose LBW result is stored."""
-    runs = []
-    for cfg in bit_stability():
-        if cfg.learn_w and remedy_of(cfg) == "band + hysteresis":
-            found = find_result(results / "bit-stability", cfg)
-            if found is not None:
-                runs.append(TrainConfig(target=cfg.target, seed=cfg.seed).control(found))
-    return runs
+    remedy), fixed from the start.  Only runs whose LBW result is stored under ``results``."""
+    return [c for group in bit_stability_groups(results, **kwargs).values()
+            for c in group.get("control", [])]
+
+
+def bit_stability_groups(results: Path = RESULTS, targets=STABILITY_TARGETS,
+                         seeds=STABILITY_SEEDS, **base) -> dict[str, dict[str, list[TrainConfig]]]:
+    """The runs of the stability chapter by target and method: each remedy, U-quant at 1/1/1 and
+    2/2/1, and the control of the combined remedy (for the LBW runs stored under ``results``)."""
+    configs = bit_stability(targets, seeds, **base)
+    groups = {}
+    for target in targets:
+        group = {name: [c for c in configs if c.learn_w and c.target == target
+                        and remedy_of(c) == name] for name in REMEDIES}
+        for uniform in ("1/1/1", "2/2/1"):
+            group[f"U-quant {uniform}"] = [c for c in configs
+                                           if not c.learn_w and c.target == uniform]
+        group["control"] = [c.control(found) for c in group[CHOSEN_REMEDY]
+                            if (found := find_result(results / "bit-stability", c)) is not None]
+        groups[target] = group
+    return groups
 
 
 SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
@@ -105,7 +120,7 @@ SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
 SUBSET = {"dataset-choice": lambda c: c.dataset == "digits" and c.target == "1/1/1" and c.seed == 0,
           "bit-stability": lambda c: c.target == "2/2/1" and c.hysteresis > 0 and c.seed == 0
           and c.bit_tolerance == 0,
-          "bit-stability-control": lambda c: c.seed == 0 and c.target == "2/2/1"}
+          "bit-stability-control": lambda c: c.seed == 0}  # the first: target 2/2/1
 
 GAP_POINTS = 2.0  # uniform 1/1/1 must lose at least this much to uniform 4/4/1
 

@@ -24,6 +24,7 @@ RESULTS = ROOT / "results"
 def test_every_stored_run_is_current_and_findable():
     for name in sweeps.SWEEPS:
         configs = sweeps.sweep_configs(name, RESULTS)
+        assert configs, f"{name}: no runs (a later sweep builds its runs from an earlier one's results)"
         found = [find_result(RESULTS / name, c) for c in configs]
         missing = [c for c, r in zip(configs, found) if r is None]
         assert not missing, f"{name}: {len(missing)} runs not stored for this code version: run make results"
@@ -44,6 +45,12 @@ def test_a_rerun_of_the_subset_reproduces_the_stored_numbers(name, tmp_path):
         torch.set_num_threads(threads)
     assert fresh["metrics"] == stored["metrics"]
     assert fresh["history"] == stored["history"]
+
+
+def test_the_control_sweep_has_one_run_per_stored_lbw_run_of_the_chosen_remedy():
+    controls = sweeps.sweep_configs("bit-stability-control", RESULTS)
+    assert len(controls) == len(sweeps.STABILITY_TARGETS) * len(sweeps.STABILITY_SEEDS)
+    assert all(c.layer_bits and not c.learn_w for c in controls)
 
 
 def test_default_dataset_follows_the_criterion():
