@@ -31,9 +31,11 @@ book: $(STAMP)
 	$(PY) book/build.py --profile $(PROFILE)
 
 # The multi-seed sweeps whose stored results the chapters show (hours here, minutes on a GPU);
-# resumable: rerun to continue, finished runs are reused.
+# resumable: rerun to continue, finished runs are reused.  JOBS runs train at once, one thread
+# each (the stored runs were made so; the thread count changes the last digits).
+JOBS ?= 2
 results: $(STAMP)
-	$(PY) -m adabit_lite.sweeps run
+	OMP_NUM_THREADS=1 $(PY) -m adabit_lite.sweeps run --jobs $(JOBS) --threads 1
 
 clean:
 	rm -rf _build book/chapters book/_static/mathjax .pytest_cache
