@@ -36,10 +36,10 @@ does the ``[B, T, ...] -> [T, B, ...]`` transpose, so a training loop never has 
 
 The event task ``moving-digits``
 --------------------------------
-A digit image moves once around a circle on a larger blank canvas: T+1 intensity frames
-F_0..F_T with F_T = F_0 (top-left corner at c + r (cos th_k, sin th_k), th_k = th_0 + 2 pi k / T,
-rounded to whole pixels; image coordinates, y pointing down, so increasing th is *clockwise on
-screen*).  Like a DVS camera, each pixel emits one event each time its intensity level
+A digit image moves around a circle on a larger blank canvas, ``turns`` times (default once):
+T+1 intensity frames F_0..F_T with F_T = F_0 (top-left corner at c + r (cos th_k, sin th_k),
+th_k = th_0 + 2 pi turns k / T, rounded to whole pixels; image coordinates, y pointing down, so
+increasing th is *clockwise on screen*).  Like a DVS camera, each pixel emits one event each time its intensity level
 L = min(floor(levels * F), levels - 1) changes by one step: for step t (t = 0..T-1)
 
     ON_t = max(L_{t+1} - L_t, 0),    OFF_t = max(L_t - L_{t+1}, 0)    (channels 0 and 1).
@@ -56,6 +56,16 @@ pixel's ON count over the T steps equals its OFF count (integer arithmetic, exac
 members of a pair have exactly the same time-averaged input while their labels differ: any
 function of the time-averaged input is right on exactly one member of each pair, i.e. at chance.
 Pairs are never split between train and test.  Only the order of the frames carries the label.
+
+Binning (option ``bins``, book chapter 8): the T frames above are one fixed event stream; with
+``bins=K`` (K divides T) the dataset holds K frames, each the sum of T/K consecutive frames
+(bin k = frames k T/K .. (k+1) T/K - 1: event counts, as when a DVS recording is cut into K time
+bins), so the same stream is seen at K time steps.  Bins start at frame 0, so the reversal
+relation of a pair holds for the binned frames too, and ``bins=1`` is T times the time average:
+identical within each pair, so the label cannot be read from it.  ``bins=None`` (the default)
+keeps the T frames.  With ``turns`` > 1 a bin may span whole turns: when ``turns`` is a multiple
+of K, every bin holds a closed path (ON = OFF at every pixel) and all K bins are equal, so the two
+members of a pair are identical again and the label cannot be read at K bins or fewer.
 
 Augmentation
 ------------
@@ -99,6 +109,7 @@ __all__ = [
     "make_dataset",
     "make_loaders",
     "make_moving_digits",
+    "bin_frames",
     "perturb_images",
     "random_crop_flip",
     "stratified_split",
@@ -127,10 +138,11 @@ class DatasetBundle:
     ``train``/``test`` hold ``(x, y)``: x float32, ``[N, C, H, W]`` (static) or ``[N, T, C, H, W]``
     (events), y int64.  ``mean``/``std`` are the per-channel statistics the images were
     normalised with (``None`` when not normalised); ``pad_value`` is a black (raw 0) pixel after
-    that normalisation, per channel.  ``time_steps`` is T for event data and ``None`` for static
-    images.  ``train_index``/``test_index`` index the source set the split was drawn from
-    (``None`` for CIFAR's fixed split).  ``options`` are the resolved options (seed included), fit
-    for keying stored results.
+    that normalisation, per channel.  ``time_steps`` is the number of frames of event data (T,
+    or the number of bins when binned) and ``None`` for static images.
+    ``train_index``/``test_index`` index the source set the split was drawn from (``None`` for
+    CIFAR's fixed split).  ``options`` are the resolved options (seed included), fit for keying
+    stored results.
     """
 
     name: str
@@ -508,7 +520,7 @@ class MovingDigits(NamedTuple):
 
 def make_moving_digits(num_samples: int = 2000, *, T: int = 8, canvas: int = 24,
                        digit_size: int = 12, source: str = "digits", levels: int = 2,
-                       seed: int = 0) -> MovingDigits:
+                       seed: int = 0, turns: int = 1) -> MovingDigits:
     """Generate the ``moving-digits`` event task (see the module docstring for the design).
 
     ``num_samples`` (even) = 2 x the number of (clockwise, counterclockwise) pairs; digit classes
@@ -517,8 +529,11 @@ def make_moving_digits(num_samples: int = 2000, *, T: int = 8, canvas: int = 24,
     with m = (canvas - digit_size)/2, a centre offset uniform in [-(m - r), m - r] per axis, and a
     starting angle uniform in [0, 2 pi).  ``levels`` intensity levels per pixel: an event per
     level crossed (2 = binary events; at most ``levels - 1`` events per pixel and step).
+    ``turns``: how many times the digit goes around in the T frames (1 <= turns < T/2, so that
+    one frame to the next turns by less than half a circle and the sense is defined).
     """
     T = _check_int("T", T, 3, 256)
+    turns = _check_int("turns", turns, 1, (T - 1) // 2)
     canvas = _check_int("canvas", canvas, 16, 512)
     digit_size = _check_int("digit_size", digit_size, 8, 256)
     if canvas < digit_size + 8:
@@ -546,7 +561,7 @@ def make_moving_digits(num_samples: int = 2000, *, T: int = 8, canvas: int = 24,
     centre = rng.uniform(-1.0, 1.0, (n_pairs, 2)) * (m - radius)[:, None]
     theta0 = rng.uniform(0.0, 2 * math.pi, n_pairs)
 
-    theta = theta0[:, None] + 2 * math.pi * np.arange(T)[None, :] / T                # [P, T]
+    theta = theta0[:, None] + 2 * math.pi * turns * np.arange(T)[None, :] / T        # [P, T]
     row = np.rint(m + centre[:, 0:1] + radius[:, None] * np.sin(theta)).astype(np.int64)
     col = np.rint(m + centre[:, 1:2] + radius[:, None] * np.cos(theta)).astype(np.int64)
     row, col = np.clip(row, 0, canvas - s), np.clip(col, 0, canvas - s)
@@ -576,6 +591,16 @@ def make_moving_digits(num_samples: int = 2000, *, T: int = 8, canvas: int = 24,
     )
 
 
+def bin_frames(events: torch.Tensor, bins: int) -> torch.Tensor:
+    """Sum ``[N, T, ...]`` event frames into ``bins`` time bins of T/bins consecutive frames each:
+    ``[N, bins, ...]``, bin k = frames k T/bins .. (k+1) T/bins - 1 (``bins`` must divide T)."""
+    T = events.shape[1]
+    bins = _check_int("bins", bins, 1, T)
+    if T % bins:
+        raise ValueError(f"option 'bins' must divide T = {T} (got {bins})")
+    return events.reshape(events.shape[0], bins, T // bins, *events.shape[2:]).sum(2)
+
+
 # --------------------------------------------------------------------------------------------
 # make_dataset
 # --------------------------------------------------------------------------------------------
@@ -588,7 +613,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "cifar100": {"root": None, "normalize": True},
     "moving-digits": {"T": 8, "canvas": 24, "digit_size": 12, "num_samples": 2000,
                       "source": "digits", "label": "direction", "levels": 2,
-                      "test_fraction": 0.2, "data_seed": 0},
+                      "test_fraction": 0.2, "data_seed": 0, "turns": 1, "bins": None},
 }
 
 
@@ -653,7 +678,8 @@ def make_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetBundle:
     - cifar10, cifar100: root [None: $ADABIT_DATA or ~/.adabit/data], normalize [True]
     - moving-digits: T [8], canvas [24], digit_size [12], num_samples [2000], source
       ["digits" | "mnist5k"], label ["direction" (2 classes) | "direction-digit" (20 classes:
-      10 * direction + digit)], levels [2], test_fraction [0.2], data_seed [0]
+      10 * direction + digit)], levels [2], test_fraction [0.2], data_seed [0], turns [1],
+      bins [None: the T frames; K: K time bins, each the sum of T/K consecutive frames]
 
     Unknown names or options, and bad values, raise a one-line ``ValueError``.
     """
@@ -697,8 +723,12 @@ def make_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetBundle:
     # moving-digits
     md = make_moving_digits(opts["num_samples"], T=opts["T"], canvas=opts["canvas"],
                             digit_size=opts["digit_size"], source=opts["source"],
-                            levels=opts["levels"], seed=opts["data_seed"])
+                            levels=opts["levels"], seed=opts["data_seed"], turns=opts["turns"])
     opts.update(T=md.events.shape[1], canvas=md.events.shape[-1])
+    events = md.events
+    if opts["bins"] is not None:
+        events = bin_frames(events, opts["bins"])
+    steps = events.shape[1]
     pair_train, pair_test = stratified_split(md.digit[0::2], test_fraction=opts["test_fraction"],
                                              seed=seed)
     train_idx = torch.stack([2 * pair_train, 2 * pair_train + 1], 1).reshape(-1)
@@ -710,16 +740,18 @@ def make_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetBundle:
         classes = tuple(f"{d}-{c}" for d in ("cw", "ccw") for c in range(10))
     c = opts["canvas"]
     what = "rotation sense" if opts["label"] == "direction" else "rotation sense x digit"
+    binned = "" if opts["bins"] is None else f" summed into {steps} time bin{'s' * (steps > 1)}"
+    times = {1: "once", 2: "twice"}.get(opts["turns"], f"{opts['turns']} times")
     description = (f"moving-digits: {opts['source']} images ({opts['digit_size']} px) orbiting "
-                   f"once on a {c}x{c} canvas, T={opts['T']} ON/OFF event frames "
+                   f"{times} on a {c}x{c} canvas, T={opts['T']} ON/OFF event frames{binned} "
                    f"({opts['levels']} intensity levels), label = {what} ({len(classes)} classes);"
                    f" {len(train_idx)} train / {len(test_idx)} test (pairs kept together, seed "
                    f"{seed}, data_seed {opts['data_seed']})")
     return DatasetBundle(
-        name=name, train=TensorDataset(md.events[train_idx], y[train_idx]),
-        test=TensorDataset(md.events[test_idx], y[test_idx]), num_classes=len(classes),
+        name=name, train=TensorDataset(events[train_idx], y[train_idx]),
+        test=TensorDataset(events[test_idx], y[test_idx]), num_classes=len(classes),
         in_channels=2, image_size=(c, c), description=description, classes=classes,
-        time_steps=opts["T"], train_index=train_idx, test_index=test_idx,
+        time_steps=steps, train_index=train_idx, test_index=test_idx,
         options={"seed": seed, **opts})
 
 

@@ -508,3 +508,64 @@ def test_bad_seed_and_loader_arguments():
         make_loaders(ds, 32, seed=0, augment="rotate")
     with pytest.raises(ValueError, match="'batch_size'"):
         make_loaders(ds, 0, seed=0)
+
+
+# ------------------------------------------------------------------------------------------
+# binning a fixed stream into fewer time bins, and several turns (book chapter 8)
+# ------------------------------------------------------------------------------------------
+def test_bin_frames_sums_consecutive_frames():
+    x = torch.arange(2 * 8 * 3, dtype=torch.float32).reshape(2, 8, 3)
+    b = data.bin_frames(x, 4)
+    assert b.shape == (2, 4, 3)
+    assert torch.equal(b[:, 1], x[:, 2] + x[:, 3])
+    assert torch.equal(data.bin_frames(x, 8), x)
+    assert torch.equal(data.bin_frames(x, 1)[:, 0], x.sum(1))
+    for bad, words in ((3, "divide T = 8"), (0, "[1, 8]"), (9, "[1, 8]")):
+        with pytest.raises(ValueError) as err:
+            data.bin_frames(x, bad)
+        assert "'bins'" in str(err.value) and words in str(err.value)
+        assert "\n" not in str(err.value)
+
+
+def test_the_bins_option_keeps_the_stream_and_its_pairs():
+    plain = make_dataset("moving-digits", num_samples=40)
+    assert plain.options["bins"] is None and plain.time_steps == 8
+    same = make_dataset("moving-digits", num_samples=40, bins=8)
+    assert torch.equal(same.train.tensors[0], plain.train.tensors[0])
+    for K in (4, 2, 1):
+        ds = make_dataset("moving-digits", num_samples=40, bins=K)
+        x, y = ds.train.tensors
+        assert x.shape == (32, K, 2, 24, 24) and ds.time_steps == K and ds.options["T"] == 8
+        assert torch.equal(y, plain.train.tensors[1])
+        assert torch.equal(x, data.bin_frames(plain.train.tensors[0], K))
+        # the reversal relation of a pair survives binning (bins start at frame 0)
+        assert torch.equal(x[1::2], x[0::2].flip(1).flip(2))
+        assert f"summed into {K} time bin" in ds.description
+    one = make_dataset("moving-digits", num_samples=40, bins=1).train.tensors[0]
+    # one bin is T times the time average: identical within each pair
+    assert torch.equal(one[0::2], one[1::2])
+    assert torch.equal(one[:, 0], plain.train.tensors[0].mean(1) * 8)
+    with pytest.raises(ValueError, match="'bins' must divide T = 8"):
+        make_dataset("moving-digits", num_samples=40, bins=3)
+
+
+def test_turns_repeat_the_path_and_whole_turn_bins_hide_the_sense():
+    one = make_moving_digits(40, T=8, canvas=16, digit_size=8, seed=0)
+    assert torch.equal(make_moving_digits(40, T=8, canvas=16, digit_size=8, seed=0,
+                                          turns=1).events, one.events)
+    two = make_moving_digits(40, T=8, canvas=16, digit_size=8, seed=0, turns=2)
+    # twice around: the path repeats after T/2 frames, and still visits >= 3 places per turn
+    assert torch.equal(two.positions[:, :4], two.positions[:, 4:])
+    assert torch.equal(two.events[:, :4], two.events[:, 4:])
+    assert all(len(set(map(tuple, p[:4].tolist()))) >= 3 for p in two.positions[0::2])
+    assert torch.equal(two.events[1::2], two.events[0::2].flip(1).flip(2))
+    for K, hidden in ((8, False), (4, False), (2, True), (1, True)):
+        b = data.bin_frames(two.events, K)
+        assert torch.equal(b[0::2], b[1::2]) == hidden
+        if hidden:  # every bin a closed path: as many ON as OFF events at every pixel
+            assert torch.equal(b[:, :, 0], b[:, :, 1])
+    ds = make_dataset("moving-digits", num_samples=40, turns=2, bins=2)
+    assert "orbiting twice" in ds.description
+    with pytest.raises(ValueError) as err:
+        make_moving_digits(40, T=8, turns=4)
+    assert "'turns'" in str(err.value) and "[1, 3]" in str(err.value)

@@ -153,3 +153,19 @@ def mean_layer_bits(group: list[dict]) -> pd.DataFrame:
         Bs_min=("Bs", "min"), Bs_max=("Bs", "max"), weights=("weights", "first"),
         in_features=("in_features", "first"))
     return agg.reset_index()
+
+
+def reachable_means(counts: list[int], low: int = 1, high: int = 6) -> np.ndarray:
+    """Every weighted mean sum_l n_l B_l / sum_l n_l that whole bit widths B_l in [low, high] can
+    give (``counts``: the layers' weight or input-feature counts n_l), sorted, without repeats."""
+    n = np.asarray(counts, float) / float(np.sum(counts))
+    grids = np.meshgrid(*[np.arange(low, high + 1)] * len(n), indexing="ij")
+    means = sum(w * g for w, g in zip(n, grids)).ravel()
+    return np.unique(np.round(means, 12))
+
+
+def nearest_reachable(counts: list[int], target: float, k: int = 2, **bounds) -> list[float]:
+    """The ``k`` reachable means closest to ``target`` on each side (below, then above)."""
+    means = reachable_means(counts, **bounds)
+    below, above = means[means < target], means[means >= target]
+    return [float(v) for v in np.concatenate([below[-k:], above[:k]])]
