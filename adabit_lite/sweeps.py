@@ -64,8 +64,11 @@ REMEDIES = {
     "soft loss": {"soft_bit_loss": True},
     "freeze": {"freeze_bits": True},
     **{f"band {b} + hysteresis": {"bit_tolerance": b, "hysteresis": HYSTERESIS} for b in BANDS},
+    # the same, with BatchNorm statistics recomputed after each epoch (train.recalibrate_bn)
+    "band 0.3 + hysteresis + BN": {"bit_tolerance": 0.3, "hysteresis": HYSTERESIS,
+                                   "bn_recalibrate": True},
 }
-CHOSEN_REMEDY = "band 0.3 + hysteresis"
+CHOSEN_REMEDY = "band 0.3 + hysteresis + BN"
 
 
 def remedy_of(cfg: TrainConfig) -> str:

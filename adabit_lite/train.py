@@ -36,8 +36,9 @@ Remedies against flip-flopping bit widths (options, all off by default = the pap
 point), ``bit_tolerance`` (the bit loss is zero within that band around the target),
 ``soft_bit_loss`` (the bit loss on the un-rounded means of clip(B_hat)), ``freeze_bits``
 (a kind's bits stop learning once the switch-off rule fires), ``renewal_limit`` (renewals per
-quantizer and epoch).  Every epoch records per-layer flips and renewals; the result lists the
-epochs whose test accuracy fell more than 5 points (``accuracy_drops``).
+quantizer and epoch), ``bn_recalibrate`` (BatchNorm statistics recomputed after every epoch).
+Every epoch records per-layer flips and renewals; the result lists the epochs whose test accuracy
+fell more than 5 points (``accuracy_drops``).
 
 Baselines and reuse: ``cfg.uquant()`` fixes every learned layer at the target bits from the start
 (no bit learning, no renewal); ``cfg.fixed("4/4/1")`` at other bits; ``cfg.control(result)`` fixes
@@ -97,6 +98,9 @@ EVENT_ARCHS = ("event-cnn",)
 #: config fields that exist for event runs only: a static run's parameters (and so its result
 #: key) leave them out, so the keys of static runs stored before they were added stay valid
 EVENT_FIELDS = ("time_average_input",)
+#: options added after results were stored: left out of a run's parameters (and so of its key)
+#: while they have their default value, so those stored keys stay valid
+LATE_FIELDS = {"bn_recalibrate": False}
 OPTIMIZERS = ("sgd", "adam")
 AUGMENTS = ("default", "none", "crop-flip")
 #: default learning rates (weights, steps, bits, T) and weight decay per optimiser
@@ -187,6 +191,8 @@ class TrainConfig:
                                      "target (0: the paper's L1)")
     freeze_bits: bool = _opt(False, "freeze a kind's bit widths once the switch-off rule fires")
     renewal_limit: int = _opt(0, "at most this many renewals per quantizer and epoch (0: no limit)")
+    bn_recalibrate: bool = _opt(False, "after each epoch, recompute BatchNorm statistics on the "
+                                       "training data with the epoch's final bits and steps")
     # neuron
     tau: float = _opt(1.0, "membrane decay of the neuron (old neuron: 2)")
     firing: str = _opt("round", f"spike count rule: {', '.join(FIRING_MODES)}")
@@ -266,6 +272,7 @@ class TrainConfig:
                                   self.target)
         for name in ("learn_w", "learn_s", "learn_T", "running_extrema", "per_step",
                      "sync_stats", "soft_bit_loss", "freeze_bits", "amplitude", "full_precision",
+                     "bn_recalibrate",
                      "time_average_input"):
             v.bool(name)
         _check_event_options(self)
@@ -306,10 +313,13 @@ class TrainConfig:
 
     def parameters(self) -> dict:
         """All fields of the validated config (what result.json records); ``EVENT_FIELDS`` only
-        for event data."""
+        for event data, ``LATE_FIELDS`` only when not at their default."""
         params = dataclasses.asdict(self.validated())
         if params["dataset"] not in EVENT_DATASETS:
             for name in EVENT_FIELDS:
+                params.pop(name)
+        for name, default in LATE_FIELDS.items():
+            if params[name] == default:
                 params.pop(name)
         return params
 
@@ -604,6 +614,30 @@ def _average_bn_buffers(model: nn.Module, world: int) -> None:
                 buf.div_(world)
 
 
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, device: torch.device, batch: int,
+                   rank: int = 0, world: int = 1) -> None:
+    """Recompute every BatchNorm layer's running mean and variance as the plain average over the
+    training data ``x`` (batches of ``batch``), with quantizers and neurons in eval mode (no
+    initialisation, flips or renewals) and the current bits and steps."""
+    bns = [m for m in model.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return
+    model.eval()
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    for start in range(0, len(x), batch):
+        model(x[start:start + batch][rank::world].to(device))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.eval()
+    _average_bn_buffers(model, world)
+
+
 def _all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
@@ -811,6 +845,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                                     refresh=False)
             bar.close()
             _average_bn_buffers(model, world)
+            if cfg.bn_recalibrate:
+                recalibrate_bn(model, x_train, device, cfg.batch_size, rank, world)
             if not _all_finite(model):
                 raise _diverged(out, epoch, len(batches) - 1, float("nan"), history)
             test_acc = evaluate(model, x_test, y_test, device, rank, world)

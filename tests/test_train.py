@@ -380,3 +380,31 @@ def test_remedy_options_are_validated_and_recorded(tmp_path):
         assert all(c["s_renewals"] <= h["epoch"] + 1 for c in h["renewals"].values())
     assert result["metrics"]["bits_frozen_at"] == result["metrics"]["renewal_switched_off_at"] | {
         k: e for k, e in result["metrics"]["bits_frozen_at"].items() if k == "weight"}
+
+
+def test_bn_recalibration_gives_the_plain_average_over_the_training_data():
+    cfg = small(epochs=1).validated()
+    model = train_mod.build(cfg, {"num_classes": 10, "in_channels": 1})
+    x = torch.rand(96, 1, 8, 8)
+    model.train()
+    model(x[:32])  # initialise the quantizer steps (training mode)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    inputs = []
+    handle = bn.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach()))
+    steps = [q.step.detach().clone() for q in model.modules() if hasattr(q, "renewals")]
+    train_mod.recalibrate_bn(model, x, torch.device("cpu"), batch=32)
+    handle.remove()
+    seen = torch.cat(inputs)  # the BN layer's inputs over the three batches
+    assert len(inputs) == 3 and not model.training
+    assert torch.allclose(bn.running_mean, seen.mean((0, 2, 3)), atol=1e-5)
+    per_batch_var = torch.stack([t.var((0, 2, 3), unbiased=True) for t in inputs]).mean(0)
+    assert torch.allclose(bn.running_var, per_batch_var, atol=1e-5)
+    assert bn.momentum == 0.1  # restored
+    after = [q.step.detach() for q in model.modules() if hasattr(q, "renewals")]
+    assert all(torch.equal(a, b) for a, b in zip(steps, after))  # no renewal or re-initialisation
+
+
+def test_late_options_enter_the_parameters_only_when_set():
+    assert "bn_recalibrate" not in small().parameters()
+    assert small(bn_recalibrate=True).parameters()["bn_recalibrate"] is True
+    assert result_key(small()) != result_key(small(bn_recalibrate=True))
