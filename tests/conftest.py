@@ -14,6 +14,16 @@ def device() -> torch.device:
     return torch.device(name)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models are overhead-bound: one thread is as fast, and far faster on a busy CPU.
+    A test module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def benchmark_smoke(tmp_path_factory):
     """One in-process ``python -m benchmarks --smoke --out FILE`` run for the whole session:

@@ -12,12 +12,7 @@ from adabit_lite.models import build_model
 from adabit_lite.studies import temporal as tm
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def test_pairs_identical_counts_equal_pairs():

@@ -20,12 +20,7 @@ from adabit_lite.temporal import TemporalNeuron, TQConv2d, TQLinear, time_neuron
 from adabit_lite.train import OptionError, TrainConfig, load_trained, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def fixed_neuron(bits=2, frames=3, step=0.5, **kw) -> TemporalNeuron:

@@ -39,13 +39,7 @@ def never(e, b, model):
     raise AssertionError("training ran, but it should not have")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tiny models are overhead-bound: one thread is as fast, and far faster on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
