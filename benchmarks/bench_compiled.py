@@ -24,7 +24,7 @@ from adabit_lite.layers import QConv2d, QuantConfig
 
 from .bench_layer import CONV_SHAPES, MultiStep
 from .bench_neuron import leaky_mean, make_neuron, outputs_and_grads
-from .common import BATCH, compare, ratio, shapes
+from .common import BATCH, backward_call, compare, ratio, shapes
 from .prototype_neuron import compiled_forward
 
 
@@ -94,20 +94,10 @@ def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25) -> dic
 
         with_neuron(compiled_forward)()  # compile for this module's shapes
 
-        def run_squeezed():
-            x.grad = None
-            squeezed(x).backward(g)
-
-        def run_multi():
-            x.grad = None
-            multi(x).backward(g_multi)
-
-        def run_ann():
-            x.grad = None
-            ann(x).backward(g)
-
-        res = compare({"squeezed": run_squeezed, "compiled": with_neuron(compiled_forward),
-                       "multistep": run_multi, "ann": run_ann}, rounds=rounds, min_time=min_time)
+        res = compare({"squeezed": backward_call(squeezed, x, g),
+                       "compiled": with_neuron(compiled_forward),
+                       "multistep": backward_call(multi, x, g_multi),
+                       "ann": backward_call(ann, x, g)}, rounds=rounds, min_time=min_time)
         row = {"shape": shape_name, "input": list(size), "T": T,
                **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()}}
         for a in ("squeezed", "compiled"):

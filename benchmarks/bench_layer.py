@@ -26,7 +26,7 @@ from torch import nn
 from adabit_lite.layers import QConv2d, QuantConfig
 from adabit_lite.quant import WeightQuantizer
 
-from .common import BATCH, SMOKE_BATCH, shapes, compare, ratio
+from .common import BATCH, SMOKE_BATCH, backward_call, compare, ratio, shapes
 
 T_VALUES = (1, 2, 4, 8)
 CONV_SHAPES = ("wide-resnet20", "small-cnn.conv2", "small-cnn.conv3")
@@ -75,20 +75,9 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
             squeezed(x)  # first call initialises the quantizer steps
             multi(x)
 
-            def run_squeezed():
-                x.grad = None
-                squeezed(x).backward(g)
-
-            def run_multi():
-                x.grad = None
-                multi(x).backward(g_multi)
-
-            def run_ann():
-                x.grad = None
-                ann(x).backward(g)
-
-            res = compare({"squeezed": run_squeezed, "multistep": run_multi, "ann": run_ann},
-                          rounds=rounds, min_time=min_time)
+            res = compare({"squeezed": backward_call(squeezed, x, g),
+                           "multistep": backward_call(multi, x, g_multi),
+                           "ann": backward_call(ann, x, g)}, rounds=rounds, min_time=min_time)
             row = {"shape": shape_name, "where": where, "input": list(size), "channels": C,
                    "elements": x.numel(), "T": T,
                    **{f"{k}_ms": 1e3 * v["median_s"] for k, v in res.items()},

@@ -163,3 +163,12 @@ def read_json(path: Path) -> dict | None:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def backward_call(module, x, grad):
+    """A closure that runs ``module(x).backward(grad)`` (clearing x's gradient first): one timed
+    forward + backward pass."""
+    def call():
+        x.grad = None
+        module(x).backward(grad)
+    return call
