@@ -197,6 +197,7 @@ class StepQuantizer(nn.Module):
         self.register_buffer("epoch_renewals", torch.zeros(slots, dtype=torch.long))
         self.register_buffer("clip_max", torch.zeros(slots))
         self.running_extrema = False  # reference-code renewal: the clipping range never shrinks
+        self.range_ratio = False  # reference-code weight renewal: s' = s * qmax(B') / qmax(B)
         self.sync_stats = True  # all-reduce init/renewal statistics under torch.distributed
         self.K, self.p = 100, 2.4
         self.renewal_limit = 0  # renewals per slot and epoch; 0: no limit (the paper)
@@ -223,10 +224,10 @@ class StepQuantizer(nn.Module):
             if b == int(self.last_bits[i]):
                 continue
             self.flips[i] += 1
-            self.last_bits[i] = b
+            old, self.last_bits[i] = int(self.last_bits[i]), b
             capped = 0 < self.renewal_limit <= int(self.epoch_renewals[i])
             if bool(self.renew_enabled) and not capped:
-                self.step[i] = self._renewed_step(x, b, i)
+                self.step[i] = self._renewed_step(x, b, i, old)
                 self.renewals[i] += 1
                 self.epoch_renewals[i] += 1
 
@@ -235,7 +236,11 @@ class StepQuantizer(nn.Module):
         """Reset the per-epoch renewal counts (the training loop calls it before each epoch)."""
         self.epoch_renewals.zero_()
 
-    def _renewed_step(self, x: torch.Tensor, b: int, i: int) -> torch.Tensor:
+    def _renewed_step(self, x: torch.Tensor, b: int, i: int, old: int) -> torch.Tensor:
+        """The grid search's step; with ``range_ratio`` the reference code's conv-weight rule
+        s' = s * qmax(b) / qmax(old) (the step shrinks when bits drop: a documented flaw)."""
+        if self.range_ratio:
+            return self.step[i] * (qrange(b, self.signed)[1] / qrange(old, self.signed)[1])
         step, c = grid_search_step(x, b, self.signed, self.K, self.p, self.sync_stats)
         if not self.running_extrema:
             return step

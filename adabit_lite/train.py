@@ -84,7 +84,7 @@ from .loss import BitTarget, bit_loss, bit_stats
 from .meter import learned_costs
 from .models import MODEL_NAMES, MODELS, build_model
 from .neuron import SpikingNeuron
-from .quant import FIRING_MODES, StepQuantizer
+from .quant import FIRING_MODES, StepQuantizer, WeightQuantizer
 from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
 from .results import atomic_write, atomic_write_json, find_result, result_key
 
@@ -92,6 +92,7 @@ __all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "tra
            "load_or_train", "load_trained", "result_key", "find_result", "main"]
 
 STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "cifar10", "cifar100")
+WEIGHT_RENEWALS = ("grid", "range-ratio")
 #: event data (time axis kept) and the architectures made for them (time-preserving layers)
 EVENT_DATASETS = ("moving-digits",)
 EVENT_ARCHS = ("event-cnn",)
@@ -100,7 +101,7 @@ EVENT_ARCHS = ("event-cnn",)
 EVENT_FIELDS = ("time_average_input",)
 #: options added after results were stored: left out of a run's parameters (and so of its key)
 #: while they have their default value, so those stored keys stay valid
-LATE_FIELDS = {"bn_recalibrate": False}
+LATE_FIELDS = {"bn_recalibrate": False, "weight_renewal": "grid"}
 OPTIMIZERS = ("sgd", "adam")
 AUGMENTS = ("default", "none", "crop-flip")
 #: default learning rates (weights, steps, bits, T) and weight decay per optimiser
@@ -182,6 +183,9 @@ class TrainConfig:
     min_epoch: int | None = _opt(None, "renewal never switches off before this epoch "
                                        "(default ceil(0.07 epochs))")
     running_extrema: bool = _opt(False, "reference-code renewal: the clipping range never shrinks")
+    weight_renewal: str = _opt("grid", "how a weight step is renewed: grid (the grid search, "
+                                       "method.md 9) or range-ratio (the reference code: "
+                                       "s * qmax(new) / qmax(old))")
     # remedies against flip-flopping bit widths (all off: the paper's behaviour)
     hysteresis: float = _opt(0.0, "a bit width changes only when B_hat moves this far past the "
                                   "half-way point (0: plain rounding)")
@@ -281,6 +285,7 @@ class TrainConfig:
         for name in ("lam_w", "lam_s", "lam_T"):
             v.float(name, 0.0)
         v.choice("renewal", VARIANTS)
+        v.choice("weight_renewal", WEIGHT_RENEWALS)
         v.float("rho", 0.0, 1.0)
         v.int_or_none("min_epoch", 0)
         v.float("hysteresis", 0.0, 0.5, open_high=True)
@@ -543,6 +548,7 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
     for q in model.modules():
         if isinstance(q, StepQuantizer):
             q.running_extrema, q.sync_stats = cfg.running_extrema, cfg.sync_stats
+            q.range_ratio = cfg.weight_renewal == "range-ratio" and isinstance(q, WeightQuantizer)
     for _, layer in quant_layers(model):  # learned layers only: the stem's bits are fixed
         for b in list(layer.wq.bits) + list(layer.neuron.bits):
             b.set_hysteresis(cfg.hysteresis)

@@ -84,6 +84,22 @@ def test_running_extrema_never_lets_the_clipping_range_shrink():
     assert q.step.item() == pytest.approx(wide / 1)  # signed 2-bit: qmax = 1
 
 
+def test_range_ratio_weight_renewal_shrinks_the_step_when_bits_drop():
+    """The reference code's rule s' = s qmax(B') / qmax(B): 4 -> 3 bits (qmax 7 -> 3) scales the
+    step by 3/7, the opposite of what the grid search does on the same tensor."""
+    w = torch.randn(10_000)
+    q = WeightQuantizer(bits=4).train()
+    q.renew_enabled.fill_(True)
+    q.range_ratio = True
+    q(w)
+    before = q.step.item()
+    _set_bits(q, 3)
+    q(w)
+    assert q.renewals.item() == 1
+    assert q.step.item() == pytest.approx(before * 3 / 7)
+    assert grid_search_step(w, 3, True)[0].item() > before  # the search widens the step instead
+
+
 def _net():
     torch.manual_seed(0)
     net = nn.Sequential(QConv2d(1, 4, 3, cfg=QuantConfig.stem(), stem=True), nn.ReLU(),
