@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import multiprocessing
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from .results import find_result
+from .results import find_result, result_key
 from .train import TrainConfig, load_or_train
 
 RESULTS = Path("results")
@@ -183,17 +184,144 @@ def temporal_groups(seeds=range(5), bins=TEMPORAL_BINS, data=TEMPORAL_DATA,
             for T in sorted(groups, reverse=True)}
 
 
-SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
-          "bit-stability-control": bit_stability_control, "temporal-budget": temporal_budget}
+# ---------------------------------------------------------------- adaptive allocation (chapter 5)
+ALLOCATION_TARGETS = ("1/1/1", "2/2/1", "3/4/1", "4/4/1")
+ALLOCATION_SEEDS = {"1/1/1": tuple(range(8))}  # U-quant is noisy at 1/1/1 (book.md): 8 seeds
+DEFAULT_SEEDS = tuple(range(5))
+ALLOCATION_METHODS = ("U-quant", "LBW", "LBW + renewal", "control", "full precision")
+# the control is run where LBW can allocate unevenly; at 3/4/1 and 4/4/1 it learns near-uniform
+# bits, so its control would repeat U-quant
+CONTROL_TARGETS = ("1/1/1", "2/2/1")
 
-# The run of each sweep that tests/test_stored_results.py trains again in `make test` and compares
-# with its stored file (one seed of one setting; the cheapest).
+
+def allocation_seeds(target: str) -> tuple[int, ...]:
+    return ALLOCATION_SEEDS.get(target, DEFAULT_SEEDS)
+
+
+def _allocation_runs(targets, seeds, base) -> list[tuple[str, str, TrainConfig]]:
+    seeds = {t: tuple(seeds[t]) if seeds and t in seeds else allocation_seeds(t) for t in targets}
+    runs = []
+    for target in targets:
+        for seed in seeds[target]:
+            lbw = TrainConfig(target=target, seed=seed, **base)
+            runs += [(target, "U-quant", lbw.uquant()),
+                     (target, "LBW", dataclasses.replace(lbw, renewal="none")),
+                     (target, "LBW + renewal", lbw)]
+    # full precision has no target: one run per seed of the largest seed set
+    runs += [("-", "full precision", TrainConfig(seed=s, **base).full_precision_baseline())
+             for s in max(seeds.values(), key=len)]
+    return runs
+
+
+def allocation(targets=ALLOCATION_TARGETS, seeds: dict | None = None, **base) -> list[TrainConfig]:
+    """Chapter 5: at each target, U-quant, LBW without renewal and LBW + activation renewal (the
+    paper's method: the default options), over ``seeds[target]`` (default: 8 seeds at 1/1/1, 5
+    elsewhere); the full-precision network over the largest seed set.  ``base``: TrainConfig
+    fields shared by every run (the defaults give the stored sweep)."""
+    return [cfg for _, _, cfg in _allocation_runs(targets, seeds, base)]
+
+
+def allocation_groups(results: Path = RESULTS, targets=ALLOCATION_TARGETS,
+                      seeds: dict | None = None, **base) -> dict[str, dict[str, list[TrainConfig]]]:
+    """The runs of chapter 5 by target and method (``ALLOCATION_METHODS``); "control" fixes the
+    bits of each stored "LBW + renewal" run (only those stored under ``results``), and "full
+    precision" is the same list at every target."""
+    runs = _allocation_runs(targets, seeds, base)
+    fp = [c for _, m, c in runs if m == "full precision"]
+    groups = {}
+    for target in targets:
+        group = {m: [c for t, mm, c in runs if t == target and mm == m]
+                 for m in ALLOCATION_METHODS[:3]}
+        group["control"] = [c.control(found) for c in group["LBW + renewal"]
+                            if target in CONTROL_TARGETS
+                            and (found := find_result(results / "allocation", c)) is not None]
+        group["full precision"] = fp
+        groups[target] = group
+    return groups
+
+
+def allocation_control(results: Path = RESULTS, **kwargs) -> list[TrainConfig]:
+    """The allocation control of chapter 5: each stored LBW + renewal run's bits, fixed."""
+    return [c for g in allocation_groups(results, **kwargs).values() for c in g["control"]]
+
+
+# ---------------------------------------------------------------- ablations (chapter 6)
+ABLATION_TARGET = "1/1/1"
+OLD_NEURON = {"tau": 2.0, "firing": "floor", "amplitude": True}
+# name -> TrainConfig options over LBW + activation renewal at the ablation target (the default)
+ABLATIONS = {
+    "default": {},
+    # renewal variants (the paper's ablation table)
+    "renewal none": {"renewal": "none"},
+    "renewal weight-only": {"renewal": "weight"},
+    "renewal both": {"renewal": "both"},
+    # the neuron (the paper's refined-neuron ablation): tau 2 & floor is the old neuron
+    "old neuron": OLD_NEURON,
+    "tau 2, round": {"tau": 2.0},
+    # learnable T off: T fixed at the target's 1 from the start
+    "T fixed": {"learn_T": False, "init": "4/4/1"},
+    # the reference code's renewal against method.md 9's defaults
+    "running extrema": {"running_extrema": True},
+    "renewal both, range-ratio weights": {"renewal": "both", "weight_renewal": "range-ratio"},
+}
+
+
+def ablation_config(name: str, seed: int, target: str = ABLATION_TARGET, **base) -> TrainConfig:
+    return TrainConfig(target=target, seed=seed, **{**base, **ABLATIONS[name]})
+
+
+def ablation_groups(seeds=DEFAULT_SEEDS, target=ABLATION_TARGET,
+                    **base) -> dict[str, list[TrainConfig]]:
+    """Chapter 6's runs by ablation name (``ABLATIONS``), seeds in order."""
+    return {name: [ablation_config(name, s, target, **base) for s in seeds] for name in ABLATIONS}
+
+
+def ablations(**kwargs) -> list[TrainConfig]:
+    """Chapter 6: each ablation of ``ABLATIONS`` at 1/1/1 over 5 seeds."""
+    return [c for group in ablation_groups(**kwargs).values() for c in group]
+
+
+# ---------------------------------------------------------------- fixed budgets (chapter 7)
+# Shen et al. tables 2 and 5 compare these splits (and 2/1/2) of Bit Budget 4 for Spikformer
+BUDGETS = {4: ("1/4/1", "1/2/2", "1/1/4", "2/2/1", "4/1/1")}
+
+
+def fixed_budget_groups(seeds=DEFAULT_SEEDS, budgets=BUDGETS,
+                        **base) -> dict[int, dict[str, list[TrainConfig]]]:
+    """Chapter 7's runs by Bit Budget and W/S/T split: every learned layer fixed at the split
+    (U-quant), seeds in order."""
+    for budget, splits in budgets.items():
+        for split in splits:
+            w, s, t = (int(v) for v in split.split("/"))
+            if w * s * t != budget:
+                raise ValueError(f"split {split} has Bit Budget {w * s * t}, not {budget}")
+    return {budget: {split: [TrainConfig(target=split, seed=s, **base).uquant() for s in seeds]
+                     for split in splits} for budget, splits in budgets.items()}
+
+
+def fixed_budget(**kwargs) -> list[TrainConfig]:
+    """Chapter 7: U-quant at W/S/T splits of one Bit Budget (Shen et al.), 5 seeds each."""
+    return [c for group in fixed_budget_groups(**kwargs).values()
+            for runs in group.values() for c in runs]
+
+
+SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
+          "bit-stability-control": bit_stability_control, "temporal-budget": temporal_budget,
+          "allocation": allocation, "allocation-control": allocation_control,
+          "ablations": ablations, "fixed-budget": fixed_budget}
+
+# The run that tests/test_stored_results.py trains again in `make test` and compares with its
+# stored file: one seed of one setting (the cheapest) per sweep; a control sweep, whose runs are
+# built from its parent's results, is covered by its parent's chapter.
 SUBSET = {"dataset-choice": lambda c: c.dataset == "digits" and c.target == "1/1/1" and c.seed == 0,
           "bit-stability": lambda c: c.target == "2/2/1" and c.hysteresis > 0 and c.seed == 0
           and c.bit_tolerance == 0,
           "bit-stability-control": lambda c: c.seed == 0,  # the first: target 2/2/1
           "temporal-budget": lambda c: c.seed == 0 and "bins=1" in c.data_options
-          and not c.learn_w and not c.full_precision}
+          and not c.learn_w and not c.full_precision,
+          "allocation": lambda c: c.seed == 0 and c.full_precision,
+          "ablations": lambda c: c.seed == 0 and c.tau == 2.0 and c.firing == "round",
+          "fixed-budget": lambda c: c.seed == 0 and c.target == "1/4/1"}
 
 GAP_POINTS = 2.0  # uniform 1/1/1 must lose at least this much to uniform 4/4/1
 
@@ -203,7 +331,7 @@ def dataset_choice_table(results: Path = RESULTS):
     whether the criterion holds, and how many runs are stored (a pandas DataFrame)."""
     import pandas as pd
 
-    from .results import find_result
+    from .results import find_result, result_key
 
     rows = []
     for dataset, options in CANDIDATES:
@@ -238,6 +366,17 @@ def sweep_configs(name: str, results: Path = RESULTS) -> list[TrainConfig]:
     return make(results) if "results" in make.__code__.co_varnames else make()
 
 
+def _copy_from_another_sweep(cfg: TrainConfig, name: str, results: Path) -> bool:
+    """Copy the run's folder from another sweep under ``results`` that stored the same run (same
+    key, parameters and code version), so that each sweep folder holds all of its own runs."""
+    for other in sorted(p for p in results.iterdir() if p.is_dir() and p.name != name):
+        found = find_result(other, cfg) if (other / result_key(cfg)).is_dir() else None
+        if found is not None:
+            shutil.copytree(Path(found["_path"]).parent, results / name / found["key"])
+            return True
+    return False
+
+
 def _train_one(job: tuple) -> tuple[str, dict]:
     name, cfg, results, threads, progress = job
     torch.set_num_threads(threads)
@@ -251,6 +390,10 @@ def run(names: list[str], results: Path = RESULTS, limit: int | None = None,
     for name in names:
         configs = sweep_configs(name, results)[:limit]
         todo = [c for c in configs if find_result(results / name, c) is None]
+        copied = [c for c in todo if _copy_from_another_sweep(c, name, results)]
+        if copied:
+            print(f"[{name}] {len(copied)} runs copied from other sweeps' stored results (same key)")
+            todo = [c for c in todo if c not in copied]
         print(f"[{name}] {len(configs)} runs, {len(configs) - len(todo)} stored, "
               f"{len(todo)} to train ({jobs} at a time)", flush=True)
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The allocation chapter (nb/05_allocation.ipynb), run by papermill on tiny settings that train
+"""The stability section of the allocation chapter (nb/05b_stability.ipynb), run by papermill on tiny settings that train
 their runs into a temporary results folder, and the stored stability sweep it shows."""
 
 import json
@@ -20,7 +20,7 @@ FIGURES = ["trace_bits_per_batch", "fig3_bits_per_epoch_2-2-1", "fig4_layer_bits
 @pytest.fixture(scope="module")
 def chapter(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nb05")
-    rec, figs = run_chapter("05_allocation", tmp, results_dir=str(tmp / "results"),
+    rec, figs = run_chapter("05b_stability", tmp, results_dir=str(tmp / "results"),
                             targets=["2/2/1"], seeds=[0, 1], train_missing=True, trace_epochs=1,
                             **TINY)
     return rec, figs, tmp / "results"
@@ -45,7 +45,8 @@ def test_the_stability_table_is_recomputed_from_the_stored_runs(chapter):
     for method, cfgs in groups.items():
         sweep = "bit-stability-control" if method == "control" else "bit-stability"
         runs = [find_result(results / sweep, c) for c in cfgs]
-        on = [all(abs(r["metrics"][k] - t) <= 0.3 for k, t in zip("WST", al.target_of(r)))
+        # every row is judged against the chapter's target (2/2/1), the control's too
+        on = [all(abs(r["metrics"][k] - t) <= 0.3 for k, t in zip("WST", (2, 2, 1)))
               for r in runs]
         assert table[method]["within target"] == pytest.approx(sum(on) / len(on))
         acc = [r["metrics"]["accuracy"] for r in runs]
@@ -72,7 +73,7 @@ def test_the_control_has_the_learned_bits_and_the_verdict_follows_the_table(chap
 
 
 def test_bad_parameter_stops_with_one_line(tmp_path):
-    assert_stops_on_bad_parameter("05_allocation", tmp_path, "targets", ["2/2"], "W/S/T")
+    assert_stops_on_bad_parameter("05b_stability", tmp_path, "targets", ["2/2"], "W/S/T")
 
 
 # ---------------------------------------------------------------- the stored sweep (results/)

@@ -54,6 +54,17 @@ def test_the_control_sweep_has_one_run_per_stored_lbw_run_of_the_chosen_remedy()
     assert all(c.layer_bits and not c.learn_w for c in controls)
 
 
+def test_the_allocation_control_fixes_the_bits_of_every_stored_lbw_run():
+    groups = sweeps.allocation_groups(RESULTS)
+    for target, methods in groups.items():
+        wanted = len(methods["LBW + renewal"]) if target in sweeps.CONTROL_TARGETS else 0
+        assert len(methods["control"]) == wanted
+        for lbw, control in zip(methods["LBW + renewal"], methods["control"]):
+            learned = find_result(RESULTS / "allocation", lbw)["metrics"]["layers"]
+            fixed = find_result(RESULTS / "allocation-control", control)["metrics"]["layers"]
+            assert [(l["Bw"], l["Bs"]) for l in fixed] == [(l["Bw"], l["Bs"]) for l in learned]
+
+
 def test_default_dataset_follows_the_criterion():
     table = sweeps.dataset_choice_table(RESULTS)
     chosen = sweeps.default_dataset(RESULTS)

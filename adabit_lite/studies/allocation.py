@@ -21,10 +21,12 @@ def target_of(result: dict) -> tuple[float, float, float]:
     return tuple(float(v) for v in result["parameters"]["target"].split("/"))
 
 
-def within_target(result: dict, tol: float = TOLERANCE) -> bool:
-    """Final mean W, S and T each within ``tol`` of the run's target."""
+def within_target(result: dict, tol: float = TOLERANCE, target: str | None = None) -> bool:
+    """Final mean W, S and T each within ``tol`` of ``target`` ("W/S/T"; default: the run's own
+    target, which for a control or U-quant run is its fixed bits)."""
     m = result["metrics"]
-    return all(abs(m[k] - t) <= tol for k, t in zip("WST", target_of(result)))
+    wanted = target_of(result) if target is None else [float(v) for v in target.split("/")]
+    return all(abs(m[k] - t) <= tol for k, t in zip("WST", wanted))
 
 
 def flip_totals(result: dict) -> dict[str, int]:
@@ -73,9 +75,9 @@ def welch(a, b) -> float:
 
 
 def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
-                    tol: float = TOLERANCE) -> pd.DataFrame:
+                    tol: float = TOLERANCE, target: str | None = None) -> pd.DataFrame:
     """One row per group of runs (name -> stored results of one target and method, many seeds):
-    the fraction within ``tol`` of the target, mean flips and renewals per run, the worst and the
+    the fraction within ``tol`` of ``target`` (default: each run's own), mean flips and renewals per run, the worst and the
     number of > 5-point accuracy drops, final accuracy (mean, std) and, against ``reference``,
     the Welch p-value of the accuracy difference."""
     ref = [r["metrics"]["accuracy"] for r in runs.get(reference, [])]
@@ -87,7 +89,7 @@ def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
         totals = pd.DataFrame([flip_totals(r) for r in group]).mean()
         rows.append({
             "method": name, "runs": len(group),
-            "within target": float(np.mean([within_target(r, tol) for r in group])),
+            "within target": float(np.mean([within_target(r, tol, target) for r in group])),
             "W": float(np.mean([r["metrics"]["W"] for r in group])),
             "S": float(np.mean([r["metrics"]["S"] for r in group])),
             "T": float(np.mean([r["metrics"]["T"] for r in group])),
@@ -101,6 +103,42 @@ def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
             else math.nan,
         })
     return pd.DataFrame(rows)
+
+
+def comparison_table(runs: dict[str, list[dict]], reference: str | None = "U-quant",
+                     target: str | None = None, tol: float = TOLERANCE) -> pd.DataFrame:
+    """``stability_table``'s rows (on target, mean W/S/T, flips, accuracy, Welch p against
+    ``reference``) with the meter's cost beside them: mean Bit Budget, S-ACE (M) and model size
+    (kbit).  A full-precision group has no bits: its bit and cost columns are NaN."""
+    table = stability_table(runs, reference, tol, target)
+    bit_columns = ["within target", "W", "S", "T", "Bw flips", "Bs flips", "renewals"]
+    for name, group in runs.items():
+        if not group:
+            continue
+        row = table["method"] == name
+        if group[0]["parameters"].get("full_precision"):
+            table.loc[row, bit_columns] = math.nan
+            cost = (math.nan, math.nan, math.nan)
+        else:
+            cost = tuple(float(np.mean([r["metrics"][k] for r in group]))
+                         for k in ("bit_budget", "s_ace_g", "size_mbit"))
+        table.loc[row, "bit budget"] = cost[0]
+        table.loc[row, "S-ACE (M)"] = 1000 * cost[1]
+        table.loc[row, "size (kbit)"] = 1000 * cost[2]
+    return table
+
+
+def settle_epoch(result: dict, tol: float = TOLERANCE, target: str | None = None) -> int | None:
+    """The first epoch (1-based) from which the end-of-epoch means W, S and T stay within ``tol``
+    of ``target`` (default: the run's own) until the end; None if the last epoch is not."""
+    wanted = target_of(result) if target is None else [float(v) for v in target.split("/")]
+    inside = [all(abs(h[k] - t) <= tol for k, t in zip("WST", wanted)) for h in result["history"]]
+    if not inside or not inside[-1]:
+        return None
+    first = len(inside)
+    while first > 0 and inside[first - 1]:
+        first -= 1
+    return first + 1
 
 
 def batch_trace(cfg) -> tuple[pd.DataFrame, dict]:
