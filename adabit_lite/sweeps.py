@@ -255,7 +255,10 @@ ABLATIONS = {
     "renewal none": {"renewal": "none"},
     "renewal weight-only": {"renewal": "weight"},
     "renewal both": {"renewal": "both"},
-    # the neuron (the paper's refined-neuron ablation): tau 2 & floor is the old neuron
+    # the neuron (the paper's refined-neuron ablation): tau 2 & floor is the old neuron, as U-quant,
+    # as LBW without renewal and as LBW + activation renewal (the paper's five columns)
+    "old neuron, U-quant": OLD_NEURON,  # made U-quant by ablation_config (UQUANT_ABLATIONS)
+    "old neuron, no renewal": {**OLD_NEURON, "renewal": "none"},
     "old neuron": OLD_NEURON,
     "tau 2, round": {"tau": 2.0},
     # learnable T off: T fixed at the target's 1 from the start
@@ -266,8 +269,14 @@ ABLATIONS = {
 }
 
 
+# ablations run as U-quant (every learned layer fixed at the target from the start)
+UQUANT_ABLATIONS = frozenset({"old neuron, U-quant"})
+
+
 def ablation_config(name: str, seed: int, target: str = ABLATION_TARGET, **base) -> TrainConfig:
-    return TrainConfig(target=target, seed=seed, **{**base, **ABLATIONS[name]})
+    """The run of ablation ``name`` (``ABLATIONS``): its options over ``base`` at ``target``."""
+    cfg = TrainConfig(target=target, seed=seed, **{**base, **ABLATIONS[name]})
+    return cfg.uquant() if name in UQUANT_ABLATIONS else cfg
 
 
 def ablation_groups(seeds=DEFAULT_SEEDS, target=ABLATION_TARGET,

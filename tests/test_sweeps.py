@@ -34,9 +34,14 @@ def test_each_ablation_changes_only_its_own_options():
     for name, cfgs in groups.items():
         assert [c.seed for c in cfgs] == list(sweeps.DEFAULT_SEEDS)
         changed = {k for k, v in cfgs[0].parameters().items() if default.get(k) != v}
+        if name in sweeps.UQUANT_ABLATIONS:  # U-quant: nothing learned, the init is the target
+            assert not (cfgs[0].learn_w or cfgs[0].learn_s or cfgs[0].learn_T), name
+            assert cfgs[0].init == cfgs[0].target and cfgs[0].renewal == "none"
+            changed -= {"init", "learn_w", "learn_s", "learn_T", "renewal"}
         assert changed == set(sweeps.ABLATIONS[name]), name
     old = groups["old neuron"][0]
     assert (old.tau, old.firing, old.amplitude) == (2.0, "floor", True)
+    assert groups["old neuron, no renewal"][0].renewal == "none"
     assert groups["renewal both, range-ratio weights"][0].weight_renewal == "range-ratio"
 
 
