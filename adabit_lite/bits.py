@@ -74,6 +74,11 @@ class LearnableInt(nn.Module):
         b = self._rounded()
         return self.latent + (b - self.latent).detach()
 
+    def value(self) -> tuple[torch.Tensor, int]:
+        """(``forward()``, ``int(self)``) from one rounding: B as the STE tensor and as an int."""
+        b = self._rounded()
+        return self.latent + (b - self.latent).detach(), int(b.item())
+
     def soft(self) -> torch.Tensor:
         """clip(B_hat, low, high): the un-rounded value (for a loss on un-rounded means)."""
         return self.latent.clamp(self.low, self.high)

@@ -20,7 +20,8 @@ firing='floor'), A_p = alpha_p, a separate learnable amplitude initialised to Vt
 training batch.  The reset always subtracts the threshold crossing Vth1 * S.  The layer sends r on,
 and the next convolution runs once on r: conv(mean_t A S_t) = mean_t conv(A S_t).
 
-Backward.  1/T is coded as 1 / T_ste, where T_ste has the value T and passes its gradient to T_hat.
+Backward.  T is an integer: r divides by its value, and the gradient of the 1/T factor is passed
+straight through to the latent T_hat (the STE of bits.LearnableInt, d T / d T_hat = 1).
 The carried residual v_t/tau - Vth1 S_t is detached, as in the reference code (no BPTT through the
 reset): each step's gradient reaches x through its own "+ x".  The round is straight-through inside
 the range (m_t = [qmin <= R(u_t) <= qmax], c_t = +1 / -1 / 0 clipped above / below / inside, as
@@ -165,15 +166,16 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _SqueezedNeuron(torch.autograd.Function):
     """r = (1/T) sum_t A_p(t) S_t (module docstring), with the spike count as a second output.
 
-    Inputs: x, vth [slots], alpha ([slots], or None: A = vth), bits [slots] (straight-through
-    values, for their gradient only), T_ste (0-d), then constants: T, ranges [(qmin, qmax)] per
+    Inputs: x, vth [slots], alpha ([slots], or None: A = vth), bits (the latents B_hat, [slots] or
+    0-d for one slot) and T_hat (0-d): for their gradients only (straight through: d B / d B_hat =
+    d T / d T_hat = 1), then constants: T, ranges [(qmin, qmax)] per
     slot, tau, firing, gscales and factors per slot, count (count the non-zero spikes), grad
     (False: no backward will be asked for, keep nothing).  ``slots`` is 1 (shared) or T (one per
     step).
     """
 
     @staticmethod
-    def forward(ctx, x, vth, alpha, bits, T_ste, T, ranges, tau, firing, gscales, factors, count,
+    def forward(ctx, x, vth, alpha, bits, T_hat, T, ranges, tau, firing, gscales, factors, count,
                 grad=True):
         slots = vth.shape[0]
         if slots not in (1, T):
@@ -214,41 +216,45 @@ class _SqueezedNeuron(torch.autograd.Function):
                 total = torch.mul(st.s, alpha[0]) if t == 0 else \
                     total.add_(torch.mul(st.s, alpha[p], out=st.u))
         if amp and shared:
-            r = torch.mul(total, alpha[0]).div_(T_ste)
+            r = torch.mul(total, alpha[0]).div_(T)
             keep = total if (need_alpha or need_T) else None
         else:
-            r = total.div_(T_ste)
+            r = total.div_(T)
             keep = r if (shared and need_T) else None
         ctx.mark_non_differentiable(nonzero)
-        ctx.consts = (T, ranges, tau, firing, gscales, factors, shared, need)
+        ctx.consts = (T, ranges, tau, firing, gscales, factors, shared, need, bits.shape)
         if shared:
-            ctx.save_for_backward(vth, alpha, T_ste, n_inside, d_vth, n_clip, keep)
+            ctx.save_for_backward(vth, alpha, n_inside, d_vth, n_clip, keep)
         else:
-            ctx.save_for_backward(vth, alpha, T_ste, x if any(need) else None)
+            ctx.save_for_backward(vth, alpha, x if any(need) else None)
         return r, nonzero
 
     @staticmethod
-    def save_sums(ctx, vth, alpha, T_ste, n_inside, d_vth, n_clip, keep, T, gscales, factors):
+    def save_sums(ctx, vth, alpha, bits, n_inside, d_vth, n_clip, keep, T, gscales, factors):
         """Store the shared path's state for ``backward`` after a forward pass computed elsewhere
         (the benchmarks' torch.compile prototype): the four per-element sums of ``forward``, with
         keep = r (or sum_t S_t with an amplitude)."""
         need = [bool(n) for n in ctx.needs_input_grad[:5]]
-        ctx.consts = (T, None, None, None, gscales, factors, True, need)
-        ctx.save_for_backward(vth, alpha, T_ste, n_inside, d_vth, n_clip, keep)
+        ctx.consts = (T, None, None, None, gscales, factors, True, need, bits.shape)
+        ctx.save_for_backward(vth, alpha, n_inside, d_vth, n_clip, keep)
 
     @staticmethod
     def backward(ctx, grad, _grad_nonzero):
-        T, ranges, tau, firing, gscales, factors, shared, need = ctx.consts
+        T, ranges, tau, firing, gscales, factors, shared, need, bits_shape = ctx.consts
         if shared:
             grads = _backward_shared(ctx, grad, T, gscales, factors, need)
         else:
             grads = _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, need)
-        return (*grads, None, None, None, None, None, None, None, None)
+        grad_x, grad_vth, grad_alpha, grad_bits, grad_T = grads
+        if grad_bits is not None:
+            grad_bits = grad_bits.reshape(bits_shape)
+        return (grad_x, grad_vth, grad_alpha, grad_bits, grad_T,
+                None, None, None, None, None, None, None, None)
 
 
 def _backward_shared(ctx, grad, T, gscales, factors, need):
     """Four reductions of the per-element sums that forward kept."""
-    vth, alpha, T_ste, n_inside, d_vth, n_clip, keep = ctx.saved_tensors
+    vth, alpha, n_inside, d_vth, n_clip, keep = ctx.saved_tensors
     need_x, need_vth, need_alpha, need_bits, need_T = need
     amp = alpha is not None
     g = gscales[0] / T  # the LSQ scale and the 1/T of squeezing, as one number
@@ -267,12 +273,12 @@ def _backward_shared(ctx, grad, T, gscales, factors, need):
         if need_alpha:
             grad_alpha = (gs * g).reshape(1)
         if need_T:
-            grad_T = -(gs * A) / (T_ste * T_ste)
+            grad_T = -(gs * A) / (T * T)
     elif need_T:
-        grad_T = -_dot(gf, keep) / T_ste
+        grad_T = -_dot(gf, keep) / T
     if need_x:
         if amp:
-            grad_x = torch.mul(grad, n_inside).mul_(A / (vth * T_ste))
+            grad_x = torch.mul(grad, n_inside).mul_(A / (vth * T))
         elif T == 1:
             grad_x = torch.mul(grad, n_inside)
         else:  # G * n_inside / T in one pass
@@ -283,7 +289,7 @@ def _backward_shared(ctx, grad, T, gscales, factors, need):
 def _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, need):
     """One slot per step: run the T steps again (forward's arithmetic, so the same spikes) and
     reduce each step against G."""
-    vth, alpha, T_ste, x = ctx.saved_tensors
+    vth, alpha, x = ctx.saved_tensors
     need_x, need_vth, need_alpha, need_bits, need_T = need
     amp = alpha is not None
     vth = vth.detach()
@@ -323,7 +329,7 @@ def _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, nee
     if need_alpha:
         grad_alpha = torch.stack(ds) * g
     if need_T:
-        grad_T = -(torch.stack(ds) * A).sum() / (T_ste * T_ste)
+        grad_T = -(torch.stack(ds) * A).sum() / (T * T)
     if need_x:
         grad_x = torch.addcmul(grad.new_zeros(()), grad, n_inside, value=1.0 / T)
     return grad_x, grad_vth, grad_alpha, grad_bits, grad_T
@@ -371,11 +377,11 @@ class SpikingNeuron(StepQuantizer):
         return sum(bits) / len(bits)
 
     @torch.no_grad()
-    def observe(self, x: torch.Tensor, active: int = 1) -> None:
+    def observe(self, x: torch.Tensor, active: int = 1, bits: list[int] | None = None) -> None:
         """StepQuantizer.observe; with an amplitude, alpha = Vth1 right after the first step
         initialisation (renewals of Vth1 later leave alpha alone)."""
         first = not bool(self.initialized)
-        super().observe(x, active)
+        super().observe(x, active, bits)
         if first and self.alpha is not None:
             self.alpha.copy_(self.step)
 
@@ -387,13 +393,19 @@ class SpikingNeuron(StepQuantizer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T = int(self.T)
         slots = self.active_slots(T)
+        bits = self.bit_values(slots)
         if self.training:
-            self.observe(x, slots)
-        bits = [int(b) for b in self.bits[:slots]]
+            self.observe(x, slots, bits)
         ranges = [qrange(b, self.signed) for b in bits]
+        # the latents themselves carry the straight-through gradients of Bs and T (no STE tensors,
+        # no slicing of parameters that are used whole: a call costs a few tensor operations less)
+        whole = slots == self.step.numel()
+        latents = self.bits[0].latent if slots == 1 else \
+            torch.stack([self.bits[i].latent for i in range(slots)])
         r, nonzero = _SqueezedNeuron.apply(
-            x, self.step[:slots], None if self.alpha is None else self.alpha[:slots],
-            torch.stack([b() for b in self.bits[:slots]]), self.T(), T, ranges, self.tau,
+            x, self.step if whole else self.step[:slots],
+            None if self.alpha is None else (self.alpha if whole else self.alpha[:slots]),
+            latents, self.T.latent, T, ranges, self.tau,
             self.firing, [grad_scale(x.numel(), q) for _, q in ranges],
             [bit_grad_factor(b, q) for b, (_, q) in zip(bits, ranges)], self.track_rate,
             torch.is_grad_enabled())

@@ -203,11 +203,12 @@ class StepQuantizer(nn.Module):
         self.renewal_limit = 0  # renewals per slot and epoch; 0: no limit (the paper)
 
     def bit_values(self, active: int | None = None) -> list[int]:
-        return [int(b) for b in self.bits[: active or len(self.bits)]]
+        return [int(self.bits[i]) for i in range(active or len(self.bits))]
 
     @torch.no_grad()
-    def observe(self, x: torch.Tensor, active: int = 1) -> None:
-        """Training-time bookkeeping before x is quantised (slots < ``active`` are in use).
+    def observe(self, x: torch.Tensor, active: int = 1, bits: list[int] | None = None) -> None:
+        """Training-time bookkeeping before x is quantised (slots < ``active`` are in use; ``bits``:
+        their rounded bit widths, if the caller has them already).
 
         First call: s = 2 mean|x|/sqrt(qmax) for every slot.  Afterwards, a slot whose rounded bit
         width differs from the last one seen counts a flip and, if renewal is enabled (and the
@@ -220,7 +221,7 @@ class StepQuantizer(nn.Module):
                 self.last_bits[i] = b
             self.initialized.fill_(True)
             return
-        for i, b in enumerate(self.bit_values(active)):
+        for i, b in enumerate(self.bit_values(active) if bits is None else bits):
             if b == int(self.last_bits[i]):
                 continue
             self.flips[i] += 1
@@ -262,6 +263,7 @@ class WeightQuantizer(StepQuantizer):
         super().__init__(bits, bound, learnable_bits, signed=True, slots=1)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        bits, b = self.bits[0].value()
         if self.training:
-            self.observe(w)
-        return lsq_quantize(w, self.step, self.bits[0](), signed=True)
+            self.observe(w, 1, [b])
+        return lsq_quantize(w, self.step, bits, signed=True)

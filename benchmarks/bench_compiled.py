@@ -8,11 +8,14 @@ book.md at batch 64, Bs = Bw = 4, T = 4 (the T of the layer target):
 - layer: squeezed with the package's and with the compiled neuron, multi-step snntorch, ANN floor
   (as bench_layer).
 
-The compiled neuron is checked against the package (same output, gradients within 1e-3).
+The compiled neuron is checked against the package (same output, gradients within 1e-3).  The
+compile times are cold: the run starts from an empty inductor cache in a temporary folder (a warm
+on-disk cache from an earlier run would make them look like seconds or less).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import snntorch as snn
@@ -39,6 +42,14 @@ def _agree(neuron, x, g) -> float:
 
 
 def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25) -> dict:
+    from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
+
+    torch._dynamo.reset()
+    with tempfile.TemporaryDirectory(prefix="adabit-inductor-") as cache, temporary_cache_dir(cache):
+        return {**_run(T, Bs, rounds, min_time), "compile_cache": "cold (empty inductor cache)"}
+
+
+def _run(T: int, Bs: int, rounds: int, min_time: float) -> dict:
     torch.manual_seed(0)
     neuron_rows, layer_rows = [], []
     for shape_name, (shape, where) in shapes().items():

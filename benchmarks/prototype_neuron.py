@@ -55,15 +55,15 @@ class _CompiledSqueezedNeuron(_SqueezedNeuron):
     """The package's function with the forward loop compiled (same inputs, outputs, backward)."""
 
     @staticmethod
-    def forward(ctx, x, vth, alpha, bits, T_ste, T, ranges, tau, firing, gscales, factors, count,
+    def forward(ctx, x, vth, alpha, bits, T_hat, T, ranges, tau, firing, gscales, factors, count,
                 grad=True):
         qmin, qmax = ranges[0]
         total, n_inside, d_vth, n_clip = compiled_steps()(x, vth[0], T, float(qmin), float(qmax),
                                                           float(tau), firing == "round")
-        r = total / T_ste
+        r = total / T
         nonzero = torch.zeros((), dtype=torch.float64, device=x.device)
         ctx.mark_non_differentiable(nonzero)
-        _SqueezedNeuron.save_sums(ctx, vth, None, T_ste, n_inside, d_vth, n_clip, r, T, gscales,
+        _SqueezedNeuron.save_sums(ctx, vth, None, bits, n_inside, d_vth, n_clip, r, T, gscales,
                                   factors)
         return r, nonzero
 
@@ -82,6 +82,6 @@ def compiled_forward(neuron: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
     b = int(neuron.bits[0])
     qmin, qmax = qrange(b, False)
     return _CompiledSqueezedNeuron.apply(
-        x, neuron.step[:1], None, neuron.bits[0]().reshape(1), neuron.T(), T, [(qmin, qmax)],
+        x, neuron.step[:1], None, neuron.bits[0].latent, neuron.T.latent, T, [(qmin, qmax)],
         neuron.tau, neuron.firing, [grad_scale(x.numel(), qmax)], [bit_grad_factor(b, qmax)],
         False)[0]
