@@ -41,27 +41,28 @@ def _agree(neuron, x, g) -> float:
     return max(float((u - v).abs().max() / v.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))
 
 
-def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25) -> dict:
+def run(T: int = 4, Bs: int = 4, rounds: int = 3, min_time: float = 0.25,
+        device: torch.device = torch.device("cpu")) -> dict:
     from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
 
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory(prefix="adabit-inductor-") as cache, temporary_cache_dir(cache):
-        return {**_run(T, Bs, rounds, min_time), "compile_cache": "cold (empty inductor cache)"}
+        return {**_run(T, Bs, rounds, min_time, device), "compile_cache": "cold (empty inductor cache)"}
 
 
-def _run(T: int, Bs: int, rounds: int, min_time: float) -> dict:
+def _run(T: int, Bs: int, rounds: int, min_time: float, device: torch.device) -> dict:
     torch.manual_seed(0)
     neuron_rows, layer_rows = [], []
     for shape_name, (shape, where) in shapes().items():
         size = (BATCH,) + shape
-        x = torch.relu(torch.randn(size)).requires_grad_()
-        g = torch.randn(size)
+        x = torch.relu(torch.randn(size, device=device)).requires_grad_()
+        g = torch.randn(size, device=device)
         neuron = make_neuron(Bs, T, x)
         t0 = time.perf_counter()
         compiled_forward(neuron, x).backward(g)  # compiles
         compile_s = time.perf_counter() - t0
         rel = _agree(neuron, x, g)
-        lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract")
+        lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract").to(device)
 
         def bench(fn):
             def call():
@@ -87,14 +88,14 @@ def _run(T: int, Bs: int, rounds: int, min_time: float) -> dict:
             continue
         C = shape[0]
         squeezed = nn.Sequential(QConv2d(C, C, 3, padding=1, cfg=QuantConfig(T=T, s_bits=Bs)),
-                                 nn.BatchNorm2d(C), nn.ReLU()).train()
-        multi = MultiStep(C, T).train()
+                                 nn.BatchNorm2d(C), nn.ReLU()).to(device).train()
+        multi = MultiStep(C, T).to(device).train()
         ann = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C),
-                            nn.ReLU()).train()
+                            nn.ReLU()).to(device).train()
         qconv, bn = squeezed[0], squeezed[1]
         squeezed(x)
         multi(x)
-        g_multi = torch.randn((T,) + size)
+        g_multi = torch.randn((T,) + size, device=device)
 
         def with_neuron(fwd):
             def call():
@@ -118,5 +119,5 @@ def _run(T: int, Bs: int, rounds: int, min_time: float) -> dict:
         print(f"[compiled] layer  {shape_name:16s} T={T}: squeezed/ANN {row['squeezed_vs_ann']:.2f}, "
               f"compiled/ANN {row['compiled_vs_ann']:.2f}; "
               f"compiled/multi-step {row['compiled_vs_multistep']:.2f}", flush=True)
-    return {"T": T, "Bs": Bs, "rounds": rounds, "min_time_s": min_time,
+    return {"device": str(device), "T": T, "Bs": Bs, "rounds": rounds, "min_time_s": min_time,
             "neuron_rows": neuron_rows, "layer_rows": layer_rows}

@@ -53,7 +53,8 @@ class MultiStep(nn.Module):
         return torch.stack(ys)
 
 
-def run(smoke: bool = False, rounds: int | None = None, min_time: float | None = None) -> dict:
+def run(smoke: bool = False, rounds: int | None = None, min_time: float | None = None,
+        device: torch.device = torch.device("cpu")) -> dict:
     torch.manual_seed(0)
     batch = SMOKE_BATCH if smoke else BATCH
     rounds = rounds or (1 if smoke else 3)
@@ -64,14 +65,14 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
         C = shape[0]
         size = (batch,) + shape
         for T in T_VALUES:
-            x = torch.relu(torch.randn(size)).requires_grad_()
-            g = torch.randn(size)
-            g_multi = torch.randn((T,) + size)
+            x = torch.relu(torch.randn(size, device=device)).requires_grad_()
+            g = torch.randn(size, device=device)
+            g_multi = torch.randn((T,) + size, device=device)
             squeezed = nn.Sequential(QConv2d(C, C, 3, padding=1, cfg=QuantConfig(T=T)),
-                                     nn.BatchNorm2d(C), nn.ReLU()).train()
-            multi = MultiStep(C, T).train()
+                                     nn.BatchNorm2d(C), nn.ReLU()).to(device).train()
+            multi = MultiStep(C, T).to(device).train()
             ann = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C),
-                                nn.ReLU()).train()
+                                nn.ReLU()).to(device).train()
             squeezed(x)  # first call initialises the quantizer steps
             multi(x)
 
@@ -93,6 +94,7 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                   f"{row['multistep_ms']:8.2f} ms  ann {row['ann_ms']:8.2f} ms  "
                   f"squeezed/multistep {row['squeezed_vs_multistep']:.2f}  "
                   f"squeezed/ann {row['squeezed_vs_ann']:.2f}", flush=True)
-    return {"batch": batch, "T_values": list(T_VALUES), "rounds": rounds, "min_time_s": min_time,
+    return {"device": str(device), "batch": batch, "T_values": list(T_VALUES), "rounds": rounds,
+            "min_time_s": min_time,
             "config": "Bw = Bs = 4 (QuantConfig defaults), 3x3 conv, padding 1, C in = C out",
             "rows": rows}

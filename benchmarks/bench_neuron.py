@@ -37,7 +37,7 @@ def leaky_mean(lif: snn.Leaky, x: torch.Tensor, T: int) -> torch.Tensor:
 
 
 def make_neuron(Bs: int, T: int, x: torch.Tensor) -> SpikingNeuron:
-    neuron = SpikingNeuron(bits=Bs, T=T)
+    neuron = SpikingNeuron(bits=Bs, T=T).to(x.device)
     neuron.train()
     neuron(x)  # first call initialises Vth1 from x (as on the first training batch)
     return neuron
@@ -53,7 +53,8 @@ def outputs_and_grads(neuron: SpikingNeuron, fn, x: torch.Tensor, g: torch.Tenso
     return [y.detach(), xx.grad] + [p.grad for p in neuron.parameters() if p.grad is not None]
 
 
-def run(smoke: bool = False, rounds: int | None = None, min_time: float | None = None) -> dict:
+def run(smoke: bool = False, rounds: int | None = None, min_time: float | None = None,
+        device: torch.device = torch.device("cpu")) -> dict:
     torch.manual_seed(0)
     batch = SMOKE_BATCH if smoke else BATCH
     rounds = rounds or (1 if smoke else 5)
@@ -63,10 +64,10 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
         size = (batch,) + shape
         for T in T_VALUES:
             for Bs in BS_VALUES:
-                x = torch.relu(torch.randn(size)).requires_grad_()
-                g = torch.randn(size)
+                x = torch.relu(torch.randn(size, device=device)).requires_grad_()
+                g = torch.randn(size, device=device)
                 neuron = make_neuron(Bs, T, x)
-                lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract")
+                lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract").to(device)
 
                 def ours():
                     x.grad = None
@@ -90,5 +91,6 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                 print(f"[neuron] {shape_name:16s} T={T} Bs={Bs}: ours {row['ours_ms']:8.2f} ms  "
                       f"snntorch {row['snntorch_ms']:8.2f} ms  "
                       f"ours/snntorch {row['ours_vs_snntorch']:.2f}", flush=True)
-    return {"batch": batch, "T_values": list(T_VALUES), "Bs_values": list(BS_VALUES),
+    return {"device": str(device), "batch": batch, "T_values": list(T_VALUES),
+            "Bs_values": list(BS_VALUES),
             "rounds": rounds, "min_time_s": min_time, "rows": rows}

@@ -25,11 +25,12 @@ from adabit_lite import meter
 from adabit_lite.train import TrainConfig, train
 
 
-def run_epoch(smoke: bool = False, repeats: int | None = None) -> dict:
+def run_epoch(smoke: bool = False, repeats: int | None = None,
+              device: torch.device = torch.device("cpu")) -> dict:
     repeats = repeats or (1 if smoke else 3)
-    cfg = TrainConfig(epochs=1)
+    cfg = TrainConfig(epochs=1, device=str(device))
     if smoke:
-        cfg = TrainConfig(epochs=1, dataset="digits", train_limit=64)
+        cfg = TrainConfig(epochs=1, dataset="digits", train_limit=64, device=str(device))
     walls, epochs, accs = [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -44,7 +45,7 @@ def run_epoch(smoke: bool = False, repeats: int | None = None) -> dict:
                                "renewal", "train_limit", "seed")},
            "repeats": repeats, "wall_s": statistics.median(walls), "wall_runs_s": walls,
            "epoch_s": statistics.median(epochs), "epoch_runs_s": epochs,
-           "test_accuracy": accs[-1], "threads": torch.get_num_threads()}
+           "test_accuracy": accs[-1], "threads": torch.get_num_threads(), "device": str(device)}
     print(f"[epoch] {cfg.arch} on {cfg.dataset}: one epoch {out['epoch_s']:.2f} s "
           f"(whole train() call {out['wall_s']:.2f} s), median of {repeats}", flush=True)
     return out

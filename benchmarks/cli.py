@@ -1,12 +1,12 @@
-"""python -m benchmarks [neuron|layer|memory|epoch|meter|book|all ...] [--smoke] [--out FILE]
+"""python -m benchmarks [neuron|layer|memory|epoch|meter|compiled|book|all ...] [--smoke] [--out FILE]
 
 Runs the named benchmarks (default: all, which leaves out the slow opt-ins ``compiled`` and
-``book``), prints
-their tables and the targets, and writes the results with the machine they were measured on to
-benchmarks/results/latest.json (and one CSV per table beside it).  A full run merges into an
-existing latest.json: the benchmarks not run keep their stored section, each section carrying its
-own machine, dates and load averages.  ``--smoke`` runs every benchmark but the opt-ins once at tiny
-sizes in a few seconds and writes nothing unless ``--out`` is given.
+``book``), prints their tables and the targets, and writes the results with the machine they were
+measured on to benchmarks/results/latest.json (latest_cuda.json for a run on a GPU; one CSV per
+table beside it).  A full run merges into the existing file: the benchmarks not run keep their
+stored section, each section carrying its own machine, device, dates and load averages.
+``--smoke`` runs every benchmark but the opt-ins once at tiny sizes in a few seconds and writes
+nothing unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -156,24 +156,26 @@ def write(results: dict, path: Path) -> None:
         {**t, "measured": str(t["measured"])} for t in results.get("targets", [])])
 
 
-def _compiled(rounds, min_time):
+def _compiled(rounds, min_time, device):
     from . import bench_compiled
 
-    return bench_compiled.run(rounds=rounds or 3, min_time=0.25 if min_time is None else min_time)
+    return bench_compiled.run(rounds=rounds or 3, min_time=0.25 if min_time is None else min_time,
+                              device=device)
 
 
 def run(names: list[str], smoke: bool = False, rounds: int | None = None,
         min_time: float | None = None, book_source: str = "head", book_timeout: float = 3600,
-        keep_book: bool = False, venv: str | None = None) -> dict:
+        keep_book: bool = False, venv: str | None = None,
+        device: torch.device = torch.device("cpu")) -> dict:
     from . import bench_layer, bench_memory, bench_neuron, bench_train
 
-    jobs = {
-        "neuron": lambda: bench_neuron.run(smoke, rounds, min_time),
-        "layer": lambda: bench_layer.run(smoke, rounds, min_time),
+    jobs = {  # memory, meter and book measure the CPU whatever the device
+        "neuron": lambda: bench_neuron.run(smoke, rounds, min_time, device),
+        "layer": lambda: bench_layer.run(smoke, rounds, min_time, device),
         "memory": lambda: bench_memory.run(smoke),
-        "epoch": lambda: bench_train.run_epoch(smoke),
+        "epoch": lambda: bench_train.run_epoch(smoke, device=device),
         "meter": lambda: bench_train.run_meter(smoke),
-        "compiled": lambda: _compiled(rounds, min_time),
+        "compiled": lambda: _compiled(rounds, min_time, device),
     }
     sections = {}
     for name in names:
@@ -199,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds")
     p.add_argument("--min-time", type=float, default=None, help="seconds per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 with --smoke)")
+    p.add_argument("--device", default="auto", help="where neuron, layer, compiled and epoch run: "
+                   "auto (CUDA when torch sees a GPU, else cpu), cpu, cuda or cuda:N; memory, meter "
+                   "and book always measure the CPU.  The default result file of a CUDA run is "
+                   "results/latest_cuda.json, so that it never mixes with the CPU file")
     p.add_argument("--book-source", choices=("head", "worktree"), default="head",
                    help="book: clone HEAD (default) or copy the working tree")
     p.add_argument("--book-timeout", type=float, default=3600)
@@ -219,12 +225,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[benchmarks] --smoke leaves out {slow} (a slow, opt-in benchmark)")
     if args.threads or args.smoke:  # smoke: one thread, so that a busy machine does not stall it
         torch.set_num_threads(args.threads or 1)
+    device = common.pick_device(args.device)
     load_start = common.load_average()
     print(f"[benchmarks] {', '.join(names)}{' (smoke)' if args.smoke else ''}; load average "
-          f"{load_start}; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+          f"{load_start}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {device}",
+          flush=True)
     sections = run(names, args.smoke, args.rounds, args.min_time, args.book_source,
-                   args.book_timeout, args.keep_book, args.venv)
-    out_path = args.out or (None if args.smoke else common.LATEST)
+                   args.book_timeout, args.keep_book, args.venv, device)
+    default_out = common.LATEST if device.type == "cpu" else common.LATEST_CUDA
+    out_path = args.out or (None if args.smoke else default_out)
     results = {"schema": common.SCHEMA, "benchmarks": {}}
     if out_path is not None and not args.smoke:
         stored = common.read_json(out_path)

@@ -18,6 +18,7 @@ from torch.utils import benchmark as tbench
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 LATEST = RESULTS / "latest.json"
+LATEST_CUDA = RESULTS / "latest_cuda.json"  # the default result file of a run on a GPU
 SCHEMA = 1
 
 # batch 64 through the shapes of book.md ("Results, seeds and the time budget")
@@ -38,6 +39,28 @@ def shapes(smoke: bool = False) -> dict[str, tuple[tuple[int, ...], str]]:
         return dict(SHAPES)
     return {k: (tuple(v[:1]) + tuple(min(d, SMOKE_MAX_SIDE) for d in v[1:]), w)
             for k, (v, w) in SHAPES.items()}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The device the timings run on: "auto" (CUDA when torch sees a GPU, else the CPU), "cpu",
+    "cuda" or "cuda:N"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: torch sees no GPU")
+    return device
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work (a no-op without CUDA), so that wall-clock timing is honest."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def now() -> str:
@@ -94,7 +117,7 @@ def compare(candidates: dict[str, Callable[[], object]], *, rounds: int, min_tim
             warmup: int = 1) -> dict:
     """Time each candidate with torch.utils.benchmark.Timer, interleaved round by round.
 
-    Every candidate first runs ``warmup`` times.  Each round then times every candidate once
+    Every candidate first runs ``warmup`` times (the Timer waits for CUDA work itself).  Each round then times every candidate once
     (``Timer.timeit(number)``, with ``number`` chosen from the warm-up so that one measurement
     lasts about ``min_time``; at least one call); the order of the candidates alternates between
     rounds, so slow drifts of the machine's load hit all of them alike.  Returns, per candidate,
@@ -107,6 +130,7 @@ def compare(candidates: dict[str, Callable[[], object]], *, rounds: int, min_tim
         start = time.perf_counter()
         for _ in range(max(warmup, 1)):
             fn()
+        synchronize()
         per_call[name] = (time.perf_counter() - start) / max(warmup, 1)
     times: dict[str, list[float]] = {n: [] for n in names}
     threads = torch.get_num_threads()

@@ -21,7 +21,7 @@ if ROOT not in sys.path:  # benchmarks/ is not installed: found from the reposit
     sys.path.insert(0, ROOT)  # when pytest is started as .venv/bin/pytest rather than python -m
 
 from benchmarks import bench_book, bench_memory, cli  # noqa: E402
-from benchmarks.common import SHAPES  # noqa: E402
+from benchmarks.common import SHAPES, pick_device  # noqa: E402
 
 SECTIONS = {"neuron", "layer", "memory", "epoch", "meter"}
 
@@ -140,3 +140,18 @@ def test_book_output_parser():
 def test_cli_rejects_unknown_name():
     with pytest.raises(SystemExit):
         cli.main(["nope", "--smoke"])
+
+
+def test_timed_sections_record_the_device_they_ran_on(smoke):
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # --device auto
+    for name in ("neuron", "layer", "epoch"):
+        assert smoke[0]["benchmarks"][name]["device"] == expected, name
+
+
+def test_device_names_are_checked():
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(SystemExit, match="auto, cpu, cuda or cuda:N, got 'tpu'"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="torch sees no GPU"):
+            pick_device("cuda")
