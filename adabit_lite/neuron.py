@@ -42,6 +42,10 @@ Memory is O(elements) and constant in T; no tensor of size elements x levels.  S
 Vth1 term, sum c_t, and r or sum S_t) and the backward pass is four reductions.  ``per_step=True``:
 the per-slot gradients need every step apart, so the forward pass saves nothing but x and the
 backward pass recomputes the T steps (the same arithmetic, so the same spikes) and reduces each one.
+
+Two implementations of the forward step loop give the same bits: on a CPU, for float32 and the
+shared-parameter neuron without amplitude, a compiled C pass (``fused``, one read of x, all T
+steps in registers and cache); everywhere else the eager loop ``_Steps`` on reused buffers.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import fused
 from .bits import LearnableInt
 from .quant import FIRING_MODES, StepQuantizer, bit_grad_factor, grad_scale, int_codes, qrange
 
@@ -163,6 +168,11 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
+def _scaled_product(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
+    """0 + c a b, as torch.addcmul computes it (the + 0 turns -0 into +0)."""
+    return torch.zeros_like(a, memory_format=torch.contiguous_format).addcmul_(a, b, value=c)
+
+
 class _SqueezedNeuron(torch.autograd.Function):
     """r = (1/T) sum_t A_p(t) S_t (module docstring), with the spike count as a second output.
 
@@ -184,6 +194,16 @@ class _SqueezedNeuron(torch.autograd.Function):
         need_x, need_vth, need_alpha, need_bits, need_T = need
         amp, shared = alpha is not None, slots == 1
         sums = shared and any(need)  # per-element sums over the steps, for backward
+        if fused.covers(x, shared, amp, firing, T):  # the same steps in one compiled pass
+            r, n_inside, d_vth, n_clip, count_ = fused.neuron_steps(
+                x, float(vth[0]), *ranges[0], tau, T, firing,
+                (sums and need_x, sums and need_vth, sums and need_bits))
+            nonzero = torch.tensor(float(count_ if count else 0), dtype=torch.float64,
+                                   device=x.device)
+            ctx.mark_non_differentiable(nonzero)
+            ctx.consts = (T, ranges, tau, firing, gscales, factors, shared, need, bits.shape)
+            ctx.save_for_backward(vth, alpha, n_inside, d_vth, n_clip, r if need_T else None)
+            return r, nonzero
         st = _Steps(x, tau, firing)
         nonzero = torch.zeros((), dtype=torch.float64, device=x.device)
         total = n_inside = d_vth = n_clip = None
@@ -281,8 +301,8 @@ def _backward_shared(ctx, grad, T, gscales, factors, need):
             grad_x = torch.mul(grad, n_inside).mul_(A / (vth * T))
         elif T == 1:
             grad_x = torch.mul(grad, n_inside)
-        else:  # G * n_inside / T in one pass
-            grad_x = torch.addcmul(grad.new_zeros(()), grad, n_inside, value=1.0 / T)
+        else:  # 0 + (1/T) G n_inside; a zero tensor, not a broadcast 0-d one, keeps the vector path
+            grad_x = _scaled_product(grad, n_inside, 1.0 / T)
     return grad_x, grad_vth, grad_alpha, grad_bits, grad_T
 
 
@@ -331,7 +351,7 @@ def _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, nee
     if need_T:
         grad_T = -(torch.stack(ds) * A).sum() / (T * T)
     if need_x:
-        grad_x = torch.addcmul(grad.new_zeros(()), grad, n_inside, value=1.0 / T)
+        grad_x = _scaled_product(grad, n_inside, 1.0 / T)
     return grad_x, grad_vth, grad_alpha, grad_bits, grad_T
 
 
