@@ -8,6 +8,9 @@ For every shape of book.md (batch 64), T in {1, 2, 4, 8} and Bs in {1, 2, 4}:
   reset and the default arctan surrogate gradient), the same x fed at each of T steps, r = mean of
   the T spike tensors, then r.backward(g);
 
+- ``eager`` (where the package runs its compiled step loop, adabit_lite.fused: on a CPU): the same
+  neuron with ``ADABIT_FUSED=0``, the eager step loop that gives the same numbers;
+
 x = relu(N(0, 1)) (a post-BN/ReLU activation) with requires_grad, g = N(0, 1).  snntorch's cost
 does not depend on Bs (it fires binary spikes); it is re-timed in every case so that each ratio
 comes from one interleaved run.
@@ -15,9 +18,13 @@ comes from one interleaved run.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+
 import snntorch as snn
 import torch
 
+from adabit_lite import fused
 from adabit_lite.neuron import SpikingNeuron
 
 from .common import BATCH, SMOKE_BATCH, shapes, compare, ratio
@@ -34,6 +41,20 @@ def leaky_mean(lif: snn.Leaky, x: torch.Tensor, T: int) -> torch.Tensor:
         spk, mem = lif(x, mem)
         acc = spk if acc is None else acc + spk
     return acc / T
+
+
+@contextmanager
+def eager_step_loop():
+    """The package with its compiled step loop switched off (ADABIT_FUSED=0)."""
+    old = os.environ.get("ADABIT_FUSED")
+    os.environ["ADABIT_FUSED"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["ADABIT_FUSED"]
+        else:
+            os.environ["ADABIT_FUSED"] = old
 
 
 def make_neuron(Bs: int, T: int, x: torch.Tensor) -> SpikingNeuron:
@@ -77,8 +98,15 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                     x.grad = None
                     leaky_mean(lif, x, T).backward(g)
 
+                def eager():
+                    with eager_step_loop():
+                        ours()
+
+                candidates = {"ours": ours, "snntorch": theirs}
+                if fused.covers(x, True, False, neuron.firing, T):
+                    candidates["eager"] = eager
                 big = x.numel() * T > 2e7
-                res = compare({"ours": ours, "snntorch": theirs},
+                res = compare(candidates,
                               rounds=max(1, rounds - 2) if big else rounds, min_time=min_time)
                 row = {"shape": shape_name, "where": where, "input": list(size),
                        "elements": x.numel(), "T": T, "Bs": Bs,
@@ -87,10 +115,14 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                 r = ratio(res, "ours", "snntorch")
                 row["ours_vs_snntorch"] = r["ratio"]
                 row["ours_vs_snntorch_min"], row["ours_vs_snntorch_max"] = r["ratio_min"], r["ratio_max"]
+                if "eager" in res:
+                    row["ours_vs_eager"] = ratio(res, "ours", "eager")["ratio"]
                 rows.append(row)
                 print(f"[neuron] {shape_name:16s} T={T} Bs={Bs}: ours {row['ours_ms']:8.2f} ms  "
                       f"snntorch {row['snntorch_ms']:8.2f} ms  "
-                      f"ours/snntorch {row['ours_vs_snntorch']:.2f}", flush=True)
+                      f"ours/snntorch {row['ours_vs_snntorch']:.2f}"
+                      + (f"  ours/eager {row['ours_vs_eager']:.2f}" if "eager" in res else ""),
+                      flush=True)
     return {"device": str(device), "batch": batch, "T_values": list(T_VALUES),
             "Bs_values": list(BS_VALUES),
             "rounds": rounds, "min_time_s": min_time, "rows": rows}

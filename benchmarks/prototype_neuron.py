@@ -1,8 +1,9 @@
 """The fused neuron's step loop compiled by torch.compile: a prototype kept out of the package.
 
-The package's ``adabit_lite.neuron._SqueezedNeuron`` runs the T steps eagerly on reused scratch
-buffers.  Here the same step loop is written as plain tensor expressions (the package's formulas)
-and handed to torch.compile: inductor fuses the T unrolled steps into one loop that reads x once
+The package's ``adabit_lite.neuron._SqueezedNeuron`` runs the T steps in its own compiled C pass
+on a CPU (``adabit_lite.fused``) and eagerly on reused scratch buffers elsewhere.  Here the same
+step loop is written as plain tensor expressions (the package's formulas) and handed to
+torch.compile: inductor fuses the T unrolled steps into one loop that reads x once
 and writes the four per-element sums, so the forward pass costs about one pass over memory whatever
 T is.  The backward pass is the package's (``_SqueezedNeuron.backward`` on the sums stored with
 ``_SqueezedNeuron.save_sums``).  The kernel is specialised on (shape, T, range, firing): each new

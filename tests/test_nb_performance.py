@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is not installed: found from the repository root
     sys.path.insert(0, str(ROOT))
 
+from adabit_lite import fused  # noqa: E402
 from benchmarks import cli  # noqa: E402
 
 NB = ROOT / "nb" / "10_performance.ipynb"
-OLD_COLUMNS = ("prototype", "eager")  # the eager draft of the neuron, now the package's neuron
+OLD_COLUMNS = ("prototype",)  # the eager draft of the neuron (ALGORITHM_VERSION 1's runs)
 
 
 def compiled_section(res: dict) -> dict:
@@ -132,6 +133,9 @@ def test_neuron_numbers(full):
         for T in (1, 2, 4, 8):
             med = statistics.median(r["ours_vs_snntorch"] for r in rows if r["shape"] == shape and r["T"] == T)
             assert rec["neuron_by_T"][shape][str(T)] == pytest.approx(med)
+            if fused.library() is not None:  # the compiled step loop against the eager one
+                med = statistics.median(r["ours_vs_eager"] for r in rows if r["shape"] == shape and r["T"] == T)
+                assert rec["fused_vs_eager"][shape][str(T)] == pytest.approx(med)
         at = {r["T"]: r for r in rows if r["shape"] == shape and r["Bs"] == 4}
         assert rec["neuron_growth"][shape]["package"] == pytest.approx(at[8]["ours_ms"] / at[1]["ours_ms"])
         assert rec["neuron_growth"][shape]["snntorch"] == pytest.approx(
