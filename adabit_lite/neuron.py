@@ -45,7 +45,7 @@ backward pass recomputes the T steps (the same arithmetic, so the same spikes) a
 
 Two implementations of the forward step loop give the same bits: on a CPU, for float32 and the
 shared-parameter neuron without amplitude, a compiled C pass (``fused``, one read of x, all T
-steps in registers and cache); everywhere else the eager loop ``_Steps`` on reused buffers.
+steps on blocks held in the first-level cache); everywhere else the eager loop ``_Steps`` on reused buffers.
 """
 
 from __future__ import annotations
