@@ -59,17 +59,29 @@ CLI::
 An assignment file is JSON mapping layer names to ``{"Bw": .., "Bs": .., "T": ..}`` (``Bs`` may be a
 list, one entry per time step; attention neurons such as ``blocks.0.attn.q_neuron`` take Bs and T).
 Layers it does not name take ``--wst``; without ``--wst`` every non-stem layer must be named.  The
-stem defaults to 8/8 bits and the T of ``--wst`` (else 1).  A checkpoint is a ``torch.save``'d state
-dict, or a dict with a ``"model"`` key holding one; it is loaded with ``weights_only=True`` and its
-bits are read from the LearnableInt latents, its firing rates from the neurons' spike counters.
+stem defaults to 8/8 bits and the T of ``--wst`` (else 1).  Bw and Bs are whole numbers from 1 to
+32, T from 1 to 64 (``4.0`` is read as 4; ``4.7``, ``true`` or ``"4"`` are refused).  A checkpoint
+is a ``torch.save``'d state dict, or a dict with a ``"model"`` key holding one; it is loaded with
+``weights_only=True`` and its bits are read from the LearnableInt latents, its firing rates from
+the neurons' spike counters.  A training checkpoint (train.py's ``checkpoint.pt``) also gives its
+input size and channels (``"model_spec"``) and its arch and width (``"parameters"``): it is metered
+at the size it was trained on, and an ``--input`` or ``--arch`` that contradicts it is refused.
+
+Every bad input (a missing or damaged file, a malformed assignment, a bad option) is answered with
+one line on stderr and exit code 2; nothing is printed on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
+import pickle
 import re
 import sys
+import warnings
+import zipfile
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -99,6 +111,7 @@ ARCH_INPUTS = {
 
 WIDE_BITS = 32  # bounds of the meter's own models: wide enough for any bits it is asked to meter
 WIDE_T = 64
+ASSIGN_KEYS = {"Bw": WIDE_BITS, "Bs": WIDE_BITS, "T": WIDE_T}  # key of an assignment: its bound
 
 
 # ----------------------------------------------------------------------------- per-layer costs
@@ -375,19 +388,22 @@ def _check_arch(arch: str) -> None:
 
 
 def build_for_meter(arch: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                    per_step: bool = False, T_bound: int | None = None) -> nn.Module:
-    """The architecture with bounds wide enough for any bits it is given (eval mode)."""
+                    per_step: bool = False, T_bound: int | None = None, width: int | None = None,
+                    amplitude: bool = False) -> nn.Module:
+    """The architecture with bounds wide enough for any bits it is given (eval mode).
+    ``width`` and ``amplitude``: as the training run's options of those names."""
     from .models import build_model
 
     _check_arch(arch)
     c, _, _, k = ARCH_INPUTS[arch]
     tb = T_bound or WIDE_T
     cfg = QuantConfig(w_bits=4, s_bits=4, T=1, w_bound=WIDE_BITS, s_bound=WIDE_BITS, T_bound=tb,
-                      per_step=per_step)
+                      per_step=per_step, amplitude=amplitude)
     stem_cfg = QuantConfig(w_bits=8, s_bits=8, T=1, w_bound=WIDE_BITS, s_bound=WIDE_BITS,
                            T_bound=WIDE_T, learn_w=False, learn_s=False, signed_spikes=True)
+    extra = {} if width is None else {"width": width}
     return build_model(arch, num_classes=num_classes or k, in_channels=in_channels or c, cfg=cfg,
-                       stem_cfg=stem_cfg).eval()
+                       stem_cfg=stem_cfg, **extra).eval()
 
 
 def _input_shape(arch: str, input_size, in_channels: int | None = None) -> tuple[int, int, int]:
@@ -397,6 +413,20 @@ def _input_shape(arch: str, input_size, in_channels: int | None = None) -> tuple
     return (in_channels or c, h, w)
 
 
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:200]
+
+
+def _propagate(model: nn.Module, input_shape: tuple[int, int, int], arch: str) -> None:
+    """``propagate_shapes``, with a ValueError when the input cannot pass (too small, mostly)."""
+    try:
+        propagate_shapes(model, input_shape)
+    except RuntimeError as e:
+        raise ValueError(f"{arch} cannot take a {input_shape[1]}x{input_shape[2]} input "
+                         f"({_first_line(e)}); give a larger input size") from None
+
+
 @lru_cache(maxsize=32)
 def _arch_rows(arch: str, input_shape: tuple[int, int, int]) -> tuple[tuple, int]:
     """(reports of every row, float parameter count) of ``arch`` at ``input_shape``; cached, so
@@ -404,7 +434,7 @@ def _arch_rows(arch: str, input_shape: tuple[int, int, int]) -> tuple[tuple, int
     from .models import build_model
 
     model = build_model(arch, num_classes=ARCH_INPUTS[arch][3], in_channels=input_shape[0])
-    propagate_shapes(model, input_shape)
+    _propagate(model, input_shape, arch)
     return tuple(r for r, _ in cost_rows(model)), float_param_count(model)
 
 
@@ -430,7 +460,7 @@ def _set_neuron(neuron: SpikingNeuron, Bs, T: int | None) -> None:
         return
     if isinstance(Bs, (list, tuple)):
         if not neuron.per_step:
-            raise ValueError("a list of per-step Bs needs a per-step model")
+            raise ValueError("takes one Bs for all time steps, not a per-step list")
         if len(Bs) != int(neuron.T):
             raise ValueError(f"{len(Bs)} per-step Bs given for T = {int(neuron.T)}")
         for b, v in zip(neuron.bits, Bs):
@@ -440,27 +470,90 @@ def _set_neuron(neuron: SpikingNeuron, Bs, T: int | None) -> None:
             b.set_(Bs)
 
 
+def _show(value) -> str:
+    """``value`` as JSON writes it (for error messages)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _kind(value, in_json: bool = False) -> str:
+    """'a list', 'an int', ... ('a JSON array' ``in_json``): the type of ``value``."""
+    names = {dict: "JSON object", list: "JSON array", str: "string"} if in_json else {}
+    name = names.get(type(value), type(value).__name__)
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
+
+
+def _whole(value, key: str, label: str | None = None) -> int:
+    """An assignment value: a whole number from 1 to the bound of ``key`` (4.0 is 4; 4.7, true
+    and "4" are refused).  ``label`` names it in the error (default: ``key``)."""
+    high = ASSIGN_KEYS[key]
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value) and float(value).is_integer() and 1 <= value <= high)
+    if not ok:
+        raise ValueError(f"{label or key} must be a whole number from 1 to {high}, "
+                         f"got {_show(value)}")
+    return int(value)
+
+
+def check_assignment(assignment) -> dict:
+    """``assignment`` with its values checked and made ints: {layer name: {"Bw", "Bs", "T"}}, Bs a
+    whole number or a list of them (one per time step).  Raises ValueError naming the layer and
+    the key; layer names and the keys each layer takes are checked by ``apply_assignment``."""
+    if not isinstance(assignment, dict):
+        raise ValueError('an assignment must be a JSON object of layer name -> {"Bw", "Bs", "T"}, '
+                         f"not {_kind(assignment, True)}")
+    checked = {}
+    for name, entry in assignment.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"layer {name!r} must map to an object such as "
+                             f'{{"Bw": 4, "Bs": 4, "T": 2}}, got {_show(entry)}')
+        out = dict(entry)
+        try:
+            for key in ASSIGN_KEYS:
+                v = entry.get(key)
+                if v is None and key not in entry:
+                    continue
+                if key == "Bs" and isinstance(v, (list, tuple)):
+                    if not 1 <= len(v) <= WIDE_T:
+                        raise ValueError(f"Bs lists {len(v)} per-step values; give 1 to {WIDE_T}")
+                    out[key] = [_whole(b, key, f"Bs[{i}]") for i, b in enumerate(v)]
+                else:
+                    out[key] = _whole(v, key)
+            if isinstance(out.get("Bs"), list) and "T" in out and len(out["Bs"]) != out["T"]:
+                raise ValueError(f"Bs lists {len(out['Bs'])} per-step values but T is {out['T']}")
+        except ValueError as e:
+            raise ValueError(f"layer {name!r}: {e}") from None
+        checked[name] = out
+    return checked
+
+
 def apply_assignment(model: nn.Module, assignment: dict, default=None) -> None:
     """Set the bits of ``model`` from {layer name: {"Bw", "Bs", "T"}}; unnamed layers get
     ``default`` (W, S, T).  Without a default every non-stem layer and attention neuron must be
-    named.  Raises ValueError naming unknown layers, bad keys or missing layers."""
+    named.  Raises ValueError naming unknown layers, bad keys or values, or missing layers."""
+    assignment = check_assignment(assignment)
     targets = _neurons_by_name(model)
     layer_neurons = {id(m.neuron) for m in targets.values() if isinstance(m, QuantLayer)}
     targets = {n: m for n, m in targets.items() if id(m) not in layer_neurons}
-    unknown = sorted(set(assignment) - set(targets))
+    unknown = sorted(map(str, set(assignment) - set(targets)))
     if unknown:
         raise ValueError(f"unknown layer names in the assignment: {', '.join(unknown)}; "
                          f"accepted: {', '.join(targets)}")
     if default is not None:
         W, S, T = default
-        for m in targets.values():
-            if isinstance(m, QuantLayer):
-                if m.stem:
-                    m.neuron.T.set_(T)
-                    continue
-                m.wq.bits[0].set_(W)
-                m = m.neuron
-            _set_neuron(m, S, T)
+        try:
+            for m in targets.values():
+                if isinstance(m, QuantLayer):
+                    if m.stem:
+                        m.neuron.T.set_(T)
+                        continue
+                    m.wq.bits[0].set_(W)
+                    m = m.neuron
+                _set_neuron(m, S, T)
+        except ValueError as e:
+            raise ValueError(f"default W/S/T {W}/{S}/{T}: {e}") from None
     else:
         missing = [n for n, m in targets.items()
                    if n not in assignment and not getattr(m, "stem", False)]
@@ -472,41 +565,149 @@ def apply_assignment(model: nn.Module, assignment: dict, default=None) -> None:
         allowed = {"Bw", "Bs", "T"} if isinstance(m, QuantLayer) else {"Bs", "T"}
         bad = set(entry) - allowed
         if bad:
-            raise ValueError(f"{name}: keys {sorted(bad)} not accepted; use {sorted(allowed)}")
+            raise ValueError(f"layer {name!r}: keys {sorted(map(str, bad))} not accepted; "
+                             f"use {sorted(allowed)}")
         if default is None and not getattr(m, "stem", False) and set(entry) != allowed:
-            raise ValueError(f"{name}: needs all of {sorted(allowed)} when no default W/S/T "
-                             "is given")
-        if isinstance(m, QuantLayer):
-            if "Bw" in entry:
-                m.wq.bits[0].set_(entry["Bw"])
-            m = m.neuron
-        _set_neuron(m, entry.get("Bs"), entry.get("T"))
+            raise ValueError(f"layer {name!r}: needs all of {sorted(allowed)} when no default "
+                             "W/S/T is given")
+        try:
+            if isinstance(m, QuantLayer):
+                if "Bw" in entry:
+                    m.wq.bits[0].set_(entry["Bw"])
+                m = m.neuron
+            _set_neuron(m, entry.get("Bs"), entry.get("T"))
+        except ValueError as e:
+            raise ValueError(f"layer {name!r}: {e}") from None
+
+
+def read_assignment(path) -> dict:
+    """The assignment in a JSON file.  Raises ValueError naming the file and what is wrong."""
+    path = Path(path)
+    what = 'layer name -> {"Bw", "Bs", "T"}'
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an assignment file; give a JSON file "
+                         f"mapping {what}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file; give a JSON file mapping {what}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text (UTF-8) file; give a JSON file mapping "
+                         f"{what}") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not text.strip():
+        raise ValueError(f"{path} is empty; give a JSON file mapping {what}")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column "
+                         f"{e.colno}); fix it or write it with json.dump") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds {_kind(obj, True)}; an assignment is a JSON object "
+                         f"mapping {what}")
+    return obj
 
 
 def meter_assignment(arch: str, assignment, wst=None, input_size=None) -> MeterResult:
-    """Learned convention for per-layer bits given as a dict or a JSON file path."""
+    """Learned convention for per-layer bits given as a dict or a JSON file path.  Raises
+    ValueError (naming the file, the layer and the key) for a bad assignment."""
+    _check_arch(arch)
+    where = ""
     if not isinstance(assignment, dict):
-        assignment = json.loads(Path(assignment).read_text())
+        where = f"{assignment}: "
+        assignment = read_assignment(assignment)
     default = None if wst is None else (parse_wst(wst) if isinstance(wst, str) else tuple(wst))
-    lists = [len(e["Bs"]) for e in assignment.values() if isinstance(e.get("Bs"), (list, tuple))]
-    model = build_for_meter(arch, per_step=bool(lists), T_bound=max(lists) if lists else None)
-    apply_assignment(model, assignment, default)
-    return meter_model(model, _input_shape(arch, input_size), convention="learned", arch=arch)
+    if default is not None:  # the default W/S/T within the meter's bounds
+        for letter, key, v in zip("WST", ASSIGN_KEYS, default):
+            _whole(v, key, f"W/S/T {'/'.join(map(str, default))}: {letter}")
+    try:
+        assignment = check_assignment(assignment)
+        lists = [len(e["Bs"]) for e in assignment.values() if isinstance(e.get("Bs"), list)]
+        steps = lists + [e["T"] for e in assignment.values() if "T" in e] + (
+            [default[2]] if default is not None else [])
+        model = build_for_meter(arch, per_step=bool(lists),
+                                T_bound=min(max(steps), WIDE_T) if lists else None)
+        apply_assignment(model, assignment, default)
+    except ValueError as e:
+        raise ValueError(where + str(e)) from None
+    _propagate(model, _input_shape(arch, input_size), arch)
+    return meter_model(model, convention="learned", arch=arch)
+
+
+def _torch_load(path: Path):
+    """``torch.load(path, weights_only=True)`` on the CPU.  Raises ValueError naming the file,
+    what is wrong with it and what to do."""
+    redo = "write it again (torch.save) or copy it anew"
+    if path.is_dir():
+        inside = path / "checkpoint.pt"
+        hint = f"give {inside}" if inside.is_file() else "give a file written by torch.save"
+        raise ValueError(f"{path} is a folder, not a checkpoint file; {hint}")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file; give a checkpoint written by torch.save (e.g. a "
+                         "run folder's checkpoint.pt)") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes), not a checkpoint; {redo}")
+    zipped = head.startswith(b"PK\x03\x04")  # torch.save's format; older torch: a pickle (0x80)
+    if not zipped and head[:1] != b"\x80":
+        raise ValueError(f"{path} is not a torch checkpoint (torch.save did not write it); give a "
+                         "state dict or a run's checkpoint.pt written by torch.save")
+    if zipped and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is a truncated or damaged checkpoint (its zip archive has no "
+                         f"end); {redo}")
+    try:
+        with warnings.catch_warnings():  # torch warns (several lines) about odd pickle protocols
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if refused:
+            raise ValueError(f"{path} holds objects that torch.load(weights_only=True) refuses "
+                             f"({refused.group(1)}), or is damaged; save only tensors and plain "
+                             "containers (model.state_dict())") from None
+        raise ValueError(f"{path} is a damaged checkpoint or not one ({_first_line(e)}); "
+                         f"{redo}") from None
+    except Exception as e:  # noqa: BLE001 -- torch raises many types on a damaged file
+        raise ValueError(f"{path} is a damaged checkpoint or not one ({_first_line(e)}); "
+                         f"{redo}") from None
+
+
+def load_checkpoint(path) -> tuple[dict, dict]:
+    """(state dict, run info) of a checkpoint file: a bare state dict, or a dict with a "model"
+    key holding one (train.py's checkpoints, whose "model_spec" and "parameters" make the run
+    info; else it is empty).  Raises ValueError naming the file, what is wrong and what to do."""
+    path = Path(path)
+    obj = _torch_load(path)
+    info = {}
+    if isinstance(obj, dict) and "model" in obj:
+        info = {k: obj[k] for k in ("model_spec", "parameters") if isinstance(obj.get(k), dict)}
+        obj = obj["model"]
+    todo = "save model.state_dict(), or a dict with a 'model' key holding it"
+    if not isinstance(obj, dict) or not obj:
+        empty = " with no entries" if isinstance(obj, dict) else ""
+        raise ValueError(f"{path} holds {_kind(obj)}{empty}, not a state dict nor a dict with a "
+                         f"'model' key; {todo}")
+    odd = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise ValueError(f"{path} is not a state dict nor a dict with a 'model' key (its entry "
+                         f"{str(odd)[:60]!r} is {_kind(obj[odd])}, not a tensor); {todo}")
+    return obj, info
 
 
 def load_state(path) -> dict:
     """A checkpoint's state dict (a bare state dict or a dict with a "model" key)."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a state dict nor a dict with a 'model' key")
-    return obj
+    return load_checkpoint(path)[0]
 
 
-def model_from_state(arch: str, state: dict) -> nn.Module:
-    """Build ``arch`` to match ``state`` (classes, input channels, per-step neurons) and load it."""
-    probe = build_for_meter(arch)
+def model_from_state(arch: str, state: dict, width: int | None = None) -> nn.Module:
+    """Build ``arch`` to match ``state`` (classes, input channels, per-step neurons, amplitude
+    neurons) and load it; ``width``: the run's width option (None: the model's default)."""
+    probe = build_for_meter(arch, width=width)
     layers = [(n, m) for n, m in probe.named_modules() if isinstance(m, QuantLayer)]
     stem = next(n for n, m in layers if m.stem)
     head = [n for n, m in layers if isinstance(m, QLinear)][-1]
@@ -517,43 +718,107 @@ def model_from_state(arch: str, state: dict) -> nn.Module:
     slots = {v.numel() for k, v in state.items()
              if k.endswith("neuron.step") and not k.startswith(f"{stem}.")}
     per_step = max(slots, default=1) > 1
+    amplitude = any(k.endswith("neuron.alpha") for k in state)
     model = build_for_meter(arch, num_classes=classes, in_channels=in_ch, per_step=per_step,
-                            T_bound=max(slots) if per_step else None)
+                            T_bound=max(slots) if per_step else None, width=width,
+                            amplitude=amplitude)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         raise ValueError(f"the checkpoint does not fit arch {arch!r}: "
-                         f"{' '.join(first[:2])[:300]}") from None
+                         f"{' '.join(ln.strip() for ln in first[:2])[:300]}") from None
     return model
+
+
+def _spec_shape(spec: dict, path, channels: int) -> tuple[int, int, int]:
+    """(C, H, W) of a training checkpoint's model_spec, checked against its stem's channels."""
+    try:
+        c, (h, w) = spec["in_channels"], spec["image_size"]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (c, h, w))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{path}: its model_spec {_show(spec)[:120]} has no valid in_channels and "
+                         "image_size [H, W]; the file is damaged or not train.py's")
+    if c != channels:
+        raise ValueError(f"{path}: its model_spec says {c} input channels but its stem takes "
+                         f"{channels}; the file is inconsistent")
+    return (c, h, w)
 
 
 def meter_checkpoint(arch: str, path, input_size=None) -> MeterResult:
     """Learned convention for a trained checkpoint (bits from its latents, firing rates from its
-    spike counters)."""
-    model = model_from_state(arch, load_state(path))
+    spike counters).  A training checkpoint (train.py's) is metered at the input size and
+    channels of its model_spec, built at its run's width; an ``input_size`` or ``arch`` that
+    contradicts it raises ValueError, as does a file that is not a fitting checkpoint."""
+    _check_arch(arch)
+    state, info = load_checkpoint(path)
+    params, spec = info.get("parameters", {}), info.get("model_spec")
+    run_arch = params.get("arch")
+    if isinstance(run_arch, str) and run_arch != arch:
+        hint = f"give --arch {run_arch}" if run_arch in ARCH_INPUTS else "the meter cannot build it"
+        raise ValueError(f"{path} is a checkpoint of a {run_arch} run, not {arch}; {hint}")
+    width = params.get("width")
+    try:
+        model = model_from_state(arch, state, width if isinstance(width, int) else None)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     stem = next(m for m in model.modules() if isinstance(m, QuantLayer) and m.stem)
-    return meter_model(model, _input_shape(arch, input_size, stem.weight.shape[1]),
-                       convention="learned", arch=arch)
+    channels = stem.weight.shape[1]
+    if spec is None:
+        shape = _input_shape(arch, input_size, channels)
+    else:
+        shape = _spec_shape(spec, path, channels)
+        if input_size is not None:
+            h, w = parse_input(input_size) if isinstance(input_size, str) else tuple(input_size)
+            if (h, w) != shape[1:]:
+                raise ValueError(f"input {h}x{w} contradicts {path}, a run on {shape[1]}x"
+                                 f"{shape[2]} inputs (its model_spec); leave the input size out "
+                                 f"or give {shape[1]}x{shape[2]}")
+    _propagate(model, shape, arch)
+    return meter_model(model, convention="learned", arch=arch)
 
 
 # ----------------------------------------------------------------------------------------- CLI
+PROG = "adabit_lite.meter"
+
+
 def _fail(msg: str) -> int:
-    print(f"adabit_lite.meter: error: {msg}", file=sys.stderr)
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
     return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the meter's one-line errors (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m adabit_lite.meter",
-                                description="Per-layer and total cost (MACs, size, Bit Budget, "
-                                            "S-ACE, NS-ACE, SOPs) of a spiking-quantized network.")
+    """The command line; returns the exit code (2 and one line on stderr for any bad input)."""
+    p = _Parser(prog="python -m adabit_lite.meter",
+                description="Per-layer and total cost (MACs, size, Bit Budget, S-ACE, NS-ACE, "
+                            "SOPs) of a spiking-quantized network.",
+                epilog="A bad input is answered with one line on stderr and exit code 2.")
     p.add_argument("--arch", required=True, help=f"one of: {', '.join(ARCH_INPUTS)}")
-    p.add_argument("--wst", help="uniform W/S/T, e.g. 16/1/4 (with --assign: the default)")
-    p.add_argument("--input", help="input size HxW (default: the architecture's dataset size)")
+    p.add_argument("--wst", help="uniform W/S/T, e.g. 16/1/4 (with --assign: the default for the "
+                                 "layers it does not name; not with --checkpoint)")
+    p.add_argument("--input", help="input size HxW (default: the architecture's dataset size; "
+                                   "with a training checkpoint: the size it was trained on, from "
+                                   "its model_spec, which --input may repeat but not change)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--assign", help="JSON file: layer name -> {Bw, Bs, T} (learned convention)")
-    p.add_argument("--checkpoint", help="state dict file of a trained model (learned convention)")
-    a = p.parse_args(argv)
+    p.add_argument("--assign", help="JSON file: layer name -> {Bw, Bs, T} (learned convention); "
+                                    "whole numbers, Bw and Bs 1 to 32 (Bs may be a per-step "
+                                    "list), T 1 to 64")
+    p.add_argument("--checkpoint", help="state dict file of a trained model, or train.py's "
+                                        "checkpoint.pt (learned convention; the latter also sets "
+                                        "the input size and channels)")
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:  # --help (0), or a usage error already told in one line (2)
+        return int(e.code or 0)
     if a.arch not in ARCH_INPUTS:
         return _fail(f"unknown arch {a.arch!r}; accepted: {', '.join(ARCH_INPUTS)}")
     try:
@@ -561,20 +826,26 @@ def main(argv=None) -> int:
         size = None if a.input is None else parse_input(a.input)
     except ValueError as e:
         return _fail(str(e))
-    if a.assign and a.checkpoint:
+    if a.assign is not None and a.checkpoint is not None:
         return _fail("give either --assign or --checkpoint, not both")
+    for option, value in (("--assign", a.assign), ("--checkpoint", a.checkpoint)):
+        if value is not None and not value.strip():
+            return _fail(f"{option} needs a file name, got an empty one")
+    if a.checkpoint is not None and wst is not None:
+        return _fail("--wst has no meaning with --checkpoint (its bits are the checkpoint's); "
+                     "leave it out")
     try:
-        if a.checkpoint:
+        if a.checkpoint is not None:
             res = meter_checkpoint(a.arch, a.checkpoint, size)
-        elif a.assign:
+        elif a.assign is not None:
             res = meter_assignment(a.arch, a.assign, wst, size)
         elif wst is None:
             return _fail("--wst W/S/T is required without --assign or --checkpoint "
                          "(e.g. --wst 16/1/4)")
         else:
             res = meter_arch(a.arch, wst, size)
-    except (OSError, ValueError, json.JSONDecodeError, RuntimeError) as e:
-        return _fail(str(e).replace("\n", " "))
+    except (OSError, ValueError, RuntimeError) as e:
+        return _fail(" ".join(str(e).split("\n")))
     print(json.dumps(res.to_dict()) if a.json else res)
     return 0
 

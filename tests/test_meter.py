@@ -351,3 +351,231 @@ def test_cli_subprocess_errors():
     assert arch_err.count("\n") == 1 and "resnet-1000" in arch_err
     assert all(name in arch_err for name in ARCH_INPUTS)  # lists what is accepted
     assert wst_err.count("\n") == 1 and "W/S/T" in wst_err and "'16/1'" in wst_err
+
+
+# ------------------------------------------------------------------------ CLI: bad inputs
+def cli(capsys, folder, *argv):
+    """``main(argv)`` -> (exit code, stdout, stderr, files that appeared in ``folder``)."""
+    before = set(folder.rglob("*"))
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err, set(folder.rglob("*")) - before
+
+
+def assert_refused(result, *words):
+    """Exit code 2, nothing on stdout, no new file, one line on stderr holding ``words``."""
+    code, out, err, new = result
+    assert code == 2 and out == "" and not new, (code, out, new)
+    assert err.startswith("adabit_lite.meter: error: ") and err.endswith("\n")
+    assert err.count("\n") == 1 and len(err.strip()) > len("adabit_lite.meter: error: "), err
+    for word in words:
+        assert str(word) in err, (word, err)
+
+
+BAD_ASSIGNMENTS = {  # file content -> words the one-line error must hold
+    "[1, 2]": ["JSON array", "JSON object"],
+    '{"fc": {"Bw": "x", "Bs": 2, "T": 2}}': ["'fc'", "Bw", '"x"', "whole number"],
+    '{"fc": {"Bw": 4.7, "Bs": 2, "T": 2}}': ["'fc'", "Bw", "4.7"],
+    '{"fc": {"Bw": 0, "Bs": 2, "T": 2}}': ["'fc'", "Bw", "got 0"],
+    '{"fc": {"Bw": -3, "Bs": 2, "T": 2}}': ["'fc'", "Bw", "-3"],
+    '{"fc": {"Bw": true, "Bs": 2, "T": 2}}': ["'fc'", "Bw", "true"],
+    '{"fc": {"Bw": null, "Bs": 2, "T": 2}}': ["'fc'", "Bw", "null"],
+    '{"fc": {"Bw": 33, "Bs": 2, "T": 2}}': ["'fc'", "Bw", "1 to 32"],
+    '{"fc": {"Bw": 2, "Bs": 1.5, "T": 2}}': ["'fc'", "Bs", "1.5"],
+    '{"fc": {"Bw": 2, "Bs": 0, "T": 2}}': ["'fc'", "Bs", "got 0"],
+    '{"fc": {"Bw": 2, "Bs": false, "T": 2}}': ["'fc'", "Bs", "false"],
+    '{"fc": {"Bw": 2, "Bs": [1, "a"], "T": 2}}': ["'fc'", "Bs[1]", '"a"'],
+    '{"fc": {"Bw": 2, "Bs": [], "T": 2}}': ["'fc'", "Bs", "0 per-step"],
+    '{"fc": {"Bw": 2, "Bs": [1, 2], "T": 3}}': ["'fc'", "Bs", "T is 3"],
+    '{"fc": {"Bw": 2, "Bs": 2, "T": 2.5}}': ["'fc'", "T", "2.5"],
+    '{"fc": {"Bw": 2, "Bs": 2, "T": 0}}': ["'fc'", "T", "got 0"],
+    '{"fc": {"Bw": 2, "Bs": 2, "T": 65}}': ["'fc'", "T", "1 to 64"],
+    '{"fc": {"Bw": 2, "Bs": 2, "T": "2"}}': ["'fc'", "T", '"2"'],
+    '{"fc": 3}': ["'fc'", "object", "got 3"],
+    '{"fc": {"Bw": 2, "Bs": 2, "T": 2, "bits": 4}}': ["'fc'", "'bits'", "not accepted"],
+    '{"features.0.0.neuron": {"Bs": 2}}': ["unknown layer names", "features.0.0.neuron",
+                                           "accepted: features.0.0"],
+    '{"fc": {"Bw": 2, "Bs": 2, "T": 2},': ["not valid JSON", "line 1"],
+    "": ["is empty"],
+}
+
+
+@pytest.mark.parametrize("content", list(BAD_ASSIGNMENTS))
+def test_cli_refuses_a_bad_assignment_in_one_line(capsys, tmp_path, content):
+    path = tmp_path / "bits.json"
+    path.write_text(content)
+    res = cli(capsys, tmp_path, "--arch", "small-cnn", "--assign", path, "--wst", "4/4/2", "--json")
+    assert_refused(res, path, *BAD_ASSIGNMENTS[content])
+
+
+def test_cli_refuses_bad_assignment_files_and_options(capsys, tmp_path):
+    run = ("--arch", "small-cnn", "--wst", "4/4/2")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"fc": {"Bw": 3, "Bs": 2, "T": 2}}))
+    binary = tmp_path / "bits.bin"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    assert_refused(cli(capsys, tmp_path, *run, "--assign", tmp_path / "nope.json"),
+                   tmp_path / "nope.json", "no such file")
+    assert_refused(cli(capsys, tmp_path, *run, "--assign", tmp_path), tmp_path, "is a folder")
+    assert_refused(cli(capsys, tmp_path, *run, "--assign", binary), binary, "not a text")
+    assert_refused(cli(capsys, tmp_path, *run, "--assign", ""), "--assign", "empty")
+    # without a default every non-stem layer must be named, with all its keys
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--assign", good),
+                   "does not name", "features.1.0")
+    # the default W/S/T within the meter's bounds
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--assign", good, "--wst",
+                       "40/4/2"), "W/S/T 40/4/2", "W must be", "1 to 32")
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--assign", good, "--wst",
+                       "4/4/70"), "T must be", "1 to 64")
+    # an input too small for the network
+    assert_refused(cli(capsys, tmp_path, *run, "--assign", good, "--input", "3"),
+                   "small-cnn cannot take a 3x3 input")
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--wst", "1/1/1", "--input", "1"),
+                   "1x1")
+    # argparse's own errors: one line too, no usage block
+    assert_refused(cli(capsys, tmp_path, "--wst", "1/1/1"), "--arch", "required")
+    assert_refused(cli(capsys, tmp_path, *run, "--bits", "4"), "unrecognized", "--bits")
+    assert_refused(cli(capsys, tmp_path, "--arch"), "--arch", "expected one argument")
+    assert_refused(cli(capsys, tmp_path, *run, "--assign", good, "--checkpoint", good),
+                   "not both")
+
+
+def test_assignment_values_are_whole_numbers():
+    """4.7 was rounded to 5; it is refused now, and 4.0 is 4."""
+    with pytest.raises(ValueError, match=r"layer 'fc': Bw must be a whole number .* got 4.7"):
+        meter_assignment("small-cnn", {"fc": {"Bw": 4.7, "Bs": 2, "T": 2}}, wst="1/1/1")
+    with pytest.raises(ValueError, match=r"layer 'fc': T must .* got true"):
+        meter_assignment("small-cnn", {"fc": {"Bw": 4, "Bs": 2, "T": True}}, wst="1/1/1")
+    whole = meter_assignment("small-cnn", {"fc": {"Bw": 4, "Bs": 2, "T": 2}}, wst="1/1/1")
+    as_float = meter_assignment("small-cnn", {"fc": {"Bw": 4.0, "Bs": 2.0, "T": 2.0}}, wst="1/1/1")
+    assert as_float.totals == whole.totals
+    # per-step Bs with a default T above the list's length for the other layers
+    res = meter_assignment("small-cnn", {"fc": {"Bw": 2, "Bs": [1, 3], "T": 2}}, wst="1/1/3")
+    assert res.layers.set_index("name").loc["fc", "s_ace"] == HAND["fc"][0] * 2 * (1 + 3)
+
+
+@pytest.fixture
+def saved_state(tmp_path):
+    """A real checkpoint file: the state dict of small-cnn after one forward pass."""
+    model = small_model()
+    model(torch.rand(2, 1, 28, 28))
+    path = tmp_path / "state.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_cli_refuses_bad_checkpoints_in_one_line(capsys, tmp_path, saved_state):
+    def refused(path, *words, arch="small-cnn"):
+        assert_refused(cli(capsys, tmp_path, "--arch", arch, "--checkpoint", path, "--json"),
+                       path, *words)
+
+    data = saved_state.read_bytes()
+    files = {"half.pt": data[:len(data) // 2], "empty.pt": b"", "notes.txt": b"a text file\n",
+             "noise.pt": bytes(range(256)) * 16, "pickle-noise.pt": b"\x80" + bytes(range(255)) * 4}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    refused(tmp_path / "half.pt", "truncated or damaged", "write it again")
+    refused(tmp_path / "empty.pt", "is empty (0 bytes)", "write it again")
+    refused(tmp_path / "notes.txt", "not a torch checkpoint", "torch.save")
+    refused(tmp_path / "noise.pt", "not a torch checkpoint")
+    refused(tmp_path / "pickle-noise.pt", "damaged")
+    refused(tmp_path / "missing.pt", "no such file")
+    refused(tmp_path, "is a folder")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(data)
+    refused(run, "is a folder", run / "checkpoint.pt")  # names the file it holds
+    torch.save([torch.zeros(2)], tmp_path / "list.pt")
+    refused(tmp_path / "list.pt", "holds a list", "state dict")
+    torch.save({"model": {"epoch": 3}}, tmp_path / "plain.pt")
+    refused(tmp_path / "plain.pt", "'epoch'", "not a tensor")
+    torch.save({"opt": {"lr": torch.zeros(1)}}, tmp_path / "other.pt")
+    refused(tmp_path / "other.pt", "not a state dict")
+    refused(saved_state, "does not fit arch 'resnet20'", arch="resnet20")
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--checkpoint", saved_state,
+                       "--wst", "4/4/2"), "--wst", "--checkpoint")
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--checkpoint", ""),
+                   "--checkpoint", "empty")
+    # the good file still meters
+    assert main(["--arch", "small-cnn", "--checkpoint", str(saved_state), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == "28x28"
+
+
+def test_cli_subprocess_bad_files(tmp_path, saved_state):
+    """The real command line (torch's warnings included): one line, exit code 2, no stdout."""
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(b"\x80\x05" + bytes(range(256)) * 4)  # an odd pickle protocol: torch warns
+    half = tmp_path / "half.pt"
+    half.write_bytes(saved_state.read_bytes()[:1000])
+    bits = tmp_path / "bits.json"
+    bits.write_text('{"fc": {"Bw": 4.7, "Bs": 2, "T": 2}}')
+    cmd = [sys.executable, "-m", "adabit_lite.meter", "--arch", "small-cnn"]
+    runs = [subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for args in (["--checkpoint", str(noise)], ["--checkpoint", str(half)],
+                         ["--assign", str(bits), "--wst", "1/1/1"])]
+    for p, path in zip(runs, (noise, half, bits)):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 2 and out == "", err
+        assert err.count("\n") == 1 and str(path) in err, err
+
+
+@pytest.fixture(scope="module")
+def run16(tmp_path_factory):
+    """A one-epoch training run on 16x16 digits: its folder (checkpoint.pt holds a model_spec)."""
+    from adabit_lite.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run16")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(TrainConfig(dataset="digits", data_options="size=16", epochs=1, device="cpu"), out,
+              progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_training_checkpoint_is_metered_at_its_input_size(capsys, tmp_path, run16):
+    ckpt = run16 / "checkpoint.pt"
+    assert torch.load(ckpt, weights_only=True)["model_spec"]["image_size"] == [16, 16]
+    bare = tmp_path / "bare.pt"  # the same weights without the model_spec
+    torch.save(torch.load(ckpt, weights_only=True)["model"], bare)
+
+    def metered(*argv):
+        assert main(["--arch", "small-cnn", "--json", *map(str, argv)]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    spec = metered("--checkpoint", ckpt)
+    given = metered("--checkpoint", bare, "--input", "16")
+    at28 = metered("--checkpoint", bare)
+    assert spec["input"] == given["input"] == "16x16" and at28["input"] == "28x28"
+    for key in ("macs_g", "s_ace_g", "sops_g", "W", "S", "T", "bit_budget"):
+        assert spec[key] == pytest.approx(given[key]), key
+    assert spec["macs_g"] < at28["macs_g"] / 2
+    body = meter_arch("small-cnn", "1/1/1", "16x16").layers  # MACs at 16x16, counted apart
+    assert spec["macs_g"] * 1e9 == body.loc[~body["stem"].astype(bool), "macs"].sum()
+    assert metered("--checkpoint", ckpt, "--input", "16x16")["macs_g"] == spec["macs_g"]
+    # an input size or arch that contradicts the checkpoint: one line, nothing printed
+    assert_refused(cli(capsys, tmp_path, "--arch", "small-cnn", "--checkpoint", ckpt, "--input",
+                       "28x28"), "28x28", "16x16", "model_spec", ckpt)
+    assert_refused(cli(capsys, tmp_path, "--arch", "resnet20", "--checkpoint", ckpt),
+                   "small-cnn run", "--arch small-cnn")
+    with pytest.raises(ValueError, match="contradicts"):
+        meter_checkpoint("small-cnn", ckpt, (32, 32))
+
+
+def test_training_checkpoint_of_another_width_and_the_amplitude_neuron(tmp_path):
+    """A run's width option (from the checkpoint's parameters) and amplitude neurons (from its
+    keys) are built as trained."""
+    from adabit_lite.train import TrainConfig, train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(TrainConfig(dataset="digits", data_options="size=8", width=8, amplitude=True,
+                          epochs=1, device="cpu"), tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    res = meter_checkpoint("small-cnn", tmp_path / "checkpoint.pt")
+    assert res.input_size == (8, 8)
+    assert res.totals["params_m"] < meter_arch("small-cnn", "1/1/1", "8").totals["params_m"] / 4
