@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 from .layers import quant_layers
@@ -108,6 +109,17 @@ class Renewal:
                 fired.append(kind)
         self._apply()
         return fired
+
+    @torch.no_grad()
+    def renew_now(self, forward) -> None:
+        """Renew now, for each kind that the variant renews (switched off or not), every quantizer
+        whose rounded bits changed since it last saw them, during one call of ``forward()`` (a
+        training-mode pass); then back to the switch-off state (used after a projection)."""
+        for kind in KINDS:
+            for q in self._quantizers(kind):
+                q.renew_enabled.fill_(self.renews[kind])
+        forward()
+        self._apply()
 
     def state_dict(self) -> dict:
         return {"fired_at": dict(self.fired_at)}

@@ -8,6 +8,12 @@ affect its numbers and by ``ALGORITHM_VERSION``::
 ``find_result(results_dir, cfg)`` returns a stored result only when key, parameters and version all
 match; anything else (another parameter, another version) is never reused.  ``record`` merges a
 chapter's key numbers into a small JSON file that its test reads.
+
+Every result also records the machine that computed it (``machine_record``: CPU model and torch's
+CPU capability or the GPU's name, torch version, threads, world size, device).  The same key on the
+same machine record gives the same bits; on another machine the float sums differ in their last
+bits and a training run turns that into other numbers of the same distribution
+(``same_machine``; the book's reproduction page says what a re-run on another machine can promise).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -63,6 +70,46 @@ def record(path: str | Path, **numbers) -> Path:
     return atomic_write_json(path, data)
 
 
+# ---------------------------------------------------------------- the machine a result was made on
+#: the fields of a machine record that decide whether two machines give the same bits
+MACHINE_FIELDS = ("cpu", "cpu_capability", "device", "torch", "threads", "world_size")
+#: set to 1 to treat every stored machine record as foreign (tests the other-machine checks)
+FOREIGN_ENV = "ADABIT_FOREIGN_MACHINE"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_record(device="cpu", world_size: int = 1, threads: int | None = None) -> dict:
+    """Where a run computes: CPU model, torch's CPU capability (AVX2, AVX512, ...), torch version,
+    threads, world size and device (the GPU's name on CUDA)."""
+    import torch
+
+    device = torch.device(device)
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "device": name, "torch": str(torch.__version__),
+            "threads": torch.get_num_threads() if threads is None else int(threads),
+            "world_size": int(world_size)}
+
+
+def same_machine(stored: dict | None, here: dict) -> bool:
+    """Whether a stored machine record is this machine's (every field of ``MACHINE_FIELDS``
+    equal).  A missing or partial record, a run that moved between machines, or
+    ``ADABIT_FOREIGN_MACHINE=1`` in the environment: False."""
+    if os.environ.get(FOREIGN_ENV, "") not in ("", "0") or not isinstance(stored, dict):
+        return False
+    return all(k in stored and stored[k] == here.get(k) for k in MACHINE_FIELDS)
+
+
 # ---------------------------------------------------------------- keys: parameters + code version
 def key_parameters(params) -> dict:
     """The parameters that decide a run's numbers, as a plain dict.
@@ -96,6 +143,26 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+class DamagedFile(RuntimeError):
+    """A result or checkpoint file that cannot be read (empty, truncated, not what it should be).
+    ``str()`` is one line naming the file and what to do."""
+
+
+def read_json_file(path: str | Path, what: str = "result file", remedy: str = "") -> dict:
+    """The JSON object in ``path``; ``DamagedFile`` (one line) when it is not valid JSON or not
+    an object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DamagedFile(f"{path}: damaged {what} ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0]}){'; ' + remedy if remedy else ''}") from None
+    if not isinstance(data, dict):
+        raise DamagedFile(f"{path}: damaged {what} (a JSON {type(data).__name__}, not an "
+                          f"object){'; ' + remedy if remedy else ''}")
+    return data
 
 
 def _is_result(data) -> bool:

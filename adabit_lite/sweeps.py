@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .results import find_result, result_key
-from .train import TrainConfig, load_or_train
+from .train import TrainConfig, TrainingDiverged, load_or_train
 
 RESULTS = Path("results")
 
@@ -314,6 +314,66 @@ def fixed_budget(**kwargs) -> list[TrainConfig]:
             for runs in group.values() for c in runs]
 
 
+# ---------------------------------------------------------------- the Fashion-MNIST stage
+# Candidate settings of the second stage, cheapest first: (arch, width, training images).  The stage
+# takes the first whose U-quant 1/1/1 loses at least FASHION_GAP_POINTS to U-quant 4/4/1 over
+# FASHION_CHOICE_SEEDS (mean accuracy), a rule that looks at no learned-bit method; a candidate is
+# trained only when the ones before it are stored and miss the rule.
+FASHION_CANDIDATES = (("resnet8", 16, 12000), ("resnet20", 16, 12000))
+FASHION_GAP_POINTS = 3.0
+FASHION_CHOICE_SEEDS = (0, 1, 2)
+FASHION_EPOCHS = 10
+#: the short runs that `make test` trains again: LBW + renewal at 1/1/1 for 2 epochs on 2000 images
+FASHION_SHORT = {"epochs": 2, "train_limit": 2000}
+
+
+def fashion_base(arch: str, width: int, limit: int) -> dict:
+    """TrainConfig fields of a candidate setting of the Fashion-MNIST stage."""
+    return {"dataset": "fashion-mnist", "arch": arch, "width": width, "train_limit": limit,
+            "epochs": FASHION_EPOCHS}
+
+
+def _fashion_gap(results: Path, candidate) -> float | None:
+    """Mean accuracy of U-quant 4/4/1 minus 1/1/1 over the stored seeds (None: not all stored)."""
+    means = []
+    for target in ("1/1/1", "4/4/1"):
+        found = [find_result(results / "fashion-choice",
+                             TrainConfig(**fashion_base(*candidate), target=target, init=target,
+                                         seed=s).uquant()) for s in FASHION_CHOICE_SEEDS]
+        if any(r is None for r in found):
+            return None
+        means.append(sum(r["metrics"]["accuracy"] for r in found) / len(found))
+    return means[1] - means[0]
+
+
+def fashion_stage(results: Path = RESULTS) -> tuple | None:
+    """The chosen candidate (arch, width, training images), or None while the rule is undecided."""
+    for candidate in FASHION_CANDIDATES:
+        gap = _fashion_gap(results, candidate)
+        if gap is None:
+            return None
+        if gap >= FASHION_GAP_POINTS:
+            return candidate
+    return None
+
+
+def fashion_choice(results: Path = RESULTS) -> list[TrainConfig]:
+    """U-quant 1/1/1 and 4/4/1 of each candidate up to the first that meets the rule (or is not
+    yet stored), 3 seeds; and the short LBW + renewal runs of the first candidate that the tests
+    train again."""
+    runs = []
+    for candidate in FASHION_CANDIDATES:
+        base = fashion_base(*candidate)
+        runs += [TrainConfig(**base, target=t, init=t, seed=s).uquant()
+                 for t in ("1/1/1", "4/4/1") for s in FASHION_CHOICE_SEEDS]
+        gap = _fashion_gap(results, candidate)
+        if gap is None or gap >= FASHION_GAP_POINTS:
+            break
+    short = {**fashion_base(*FASHION_CANDIDATES[0]), **FASHION_SHORT}
+    runs += [TrainConfig(**short, seed=s) for s in FASHION_CHOICE_SEEDS]
+    return runs
+
+
 SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
           "bit-stability-control": bit_stability_control, "temporal-budget": temporal_budget,
           "allocation": allocation, "allocation-control": allocation_control,
@@ -386,16 +446,21 @@ def _copy_from_another_sweep(cfg: TrainConfig, name: str, results: Path) -> bool
     return False
 
 
-def _train_one(job: tuple) -> tuple[str, dict]:
+def _train_one(job: tuple) -> tuple[TrainConfig, dict | str]:
+    """Train one run; its result, or the one-line reason it diverged (the sweep goes on)."""
     name, cfg, results, threads, progress = job
     torch.set_num_threads(threads)
-    return name, load_or_train(cfg, results / name, progress=progress, verbose=False)
+    try:
+        return cfg, load_or_train(cfg, results / name, progress=progress, verbose=False)
+    except TrainingDiverged as err:
+        return cfg, str(err)
 
 
 def run(names: list[str], results: Path = RESULTS, limit: int | None = None,
         progress: bool = True, jobs: int = 1, threads: int = 1) -> list[dict]:
-    """Run (or reuse) every run of the named sweeps, ``jobs`` at a time; returns their results."""
-    out = []
+    """Run (or reuse) every run of the named sweeps, ``jobs`` at a time; returns their results.
+    A run that diverges is reported and the sweep goes on; ``SweepFailed`` names them at the end."""
+    out, failed = [], []
     for name in names:
         configs = sweep_configs(name, results)[:limit]
         todo = [c for c in configs if find_result(results / name, c) is None]
@@ -413,15 +478,28 @@ def run(names: list[str], results: Path = RESULTS, limit: int | None = None,
         else:
             pool, done = None, map(_train_one, work)
         try:
-            for i, (_, result) in enumerate(done, 1):
+            for i, (cfg, result) in enumerate(done, 1):
+                took = f"({time.perf_counter() - start:.0f} s)"
+                if isinstance(result, str):
+                    failed.append(result_key(cfg))
+                    print(f"[{name}] {i}/{len(todo)} DIVERGED: {result_key(cfg)} {result} {took}",
+                          flush=True)
+                    continue
                 m = result["metrics"]
                 print(f"[{name}] {i}/{len(todo)} trained: {result['key']} acc {m['accuracy']:.2f} "
-                      f"W/S/T {m['wst']} ({time.perf_counter() - start:.0f} s)", flush=True)
+                      f"W/S/T {m['wst']} {took}", flush=True)
         finally:
             if pool is not None:
                 pool.terminate()
         out += [find_result(results / name, c) for c in configs]
+    if failed:
+        raise SweepFailed(f"{len(failed)} run(s) diverged (their last good checkpoints are kept): "
+                          f"{', '.join(failed)}")
     return out
+
+
+class SweepFailed(RuntimeError):
+    """Some runs of a sweep diverged; the others were trained and stored."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,8 +527,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or args.threads < 1:
         print("--jobs and --threads must be integers >= 1", file=sys.stderr)
         return 2
-    run(args.names or list(SWEEPS), args.results, args.limit, not args.no_progress, args.jobs,
-        args.threads)
+    try:
+        run(args.names or list(SWEEPS), args.results, args.limit, not args.no_progress, args.jobs,
+            args.threads)
+    except SweepFailed as err:
+        print(f"python -m adabit_lite.sweeps: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

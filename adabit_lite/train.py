@@ -65,6 +65,7 @@ import inspect
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,14 +85,16 @@ from .loss import BitTarget, bit_loss, bit_stats
 from .meter import learned_costs
 from .models import MODEL_NAMES, MODELS, build_model
 from .neuron import SpikingNeuron
+from .projection import freeze_all, project_model
 from .quant import FIRING_MODES, StepQuantizer, WeightQuantizer
 from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
-from .results import atomic_write, atomic_write_json, find_result, result_key
+from .results import (DamagedFile, atomic_write, atomic_write_json, find_result, machine_record,
+                      read_json_file, result_key)
 
-__all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "train",
+__all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "DamagedFile", "train",
            "load_or_train", "load_trained", "result_key", "find_result", "main"]
 
-STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "cifar10", "cifar100")
+STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "fashion-mnist", "cifar10", "cifar100")
 WEIGHT_RENEWALS = ("grid", "range-ratio")
 #: event data (time axis kept) and the architectures made for them (time-preserving layers)
 EVENT_DATASETS = ("moving-digits",)
@@ -101,7 +104,9 @@ EVENT_ARCHS = ("event-cnn",)
 EVENT_FIELDS = ("time_average_input",)
 #: options added after results were stored: left out of a run's parameters (and so of its key)
 #: while they have their default value, so those stored keys stay valid
-LATE_FIELDS = {"bn_recalibrate": False, "weight_renewal": "grid"}
+LATE_FIELDS = {"bn_recalibrate": False, "weight_renewal": "grid", "dtype": "float32",
+               "project_at": None}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 OPTIMIZERS = ("sgd", "adam")
 AUGMENTS = ("default", "none", "crop-flip")
 #: default learning rates (weights, steps, bits, T) and weight decay per optimiser
@@ -129,7 +134,8 @@ class OptionError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss (or a parameter) became NaN or infinite; the last good checkpoint is kept."""
+    """The loss (or a parameter) became NaN or infinite, or training blew up while staying finite
+    (``blew_up``); the last good checkpoint is kept."""
 
 
 class RunMismatch(RuntimeError):
@@ -197,6 +203,9 @@ class TrainConfig:
     renewal_limit: int = _opt(0, "at most this many renewals per quantizer and epoch (0: no limit)")
     bn_recalibrate: bool = _opt(False, "after each epoch, recompute BatchNorm statistics on the "
                                        "training data with the epoch's final bits and steps")
+    project_at: int | None = _opt(None, "after this many epochs, replace the learned bits by the "
+                                        "nearest whose weighted means land on the target, freeze "
+                                        "them and renew the steps (projection.py; none: never)")
     # neuron
     tau: float = _opt(1.0, "membrane decay of the neuron (old neuron: 2)")
     firing: str = _opt("round", f"spike count rule: {', '.join(FIRING_MODES)}")
@@ -219,6 +228,8 @@ class TrainConfig:
     seed: int = _opt(0, "seed of the initialisation and the data order")
     # execution
     device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:N")
+    dtype: str = _opt("float32", "float32, or float64 (slower; its last-bit differences between "
+                                 "machines stay small for longer: the fingerprint check)")
     sync_stats: bool = _opt(True, "all-reduce the quantizers' init/renewal statistics over ranks")
 
     # ------------------------------------------------------------------ variants
@@ -291,9 +302,16 @@ class TrainConfig:
         v.float("hysteresis", 0.0, 0.5, open_high=True)
         v.float("bit_tolerance", 0.0)
         v.int("renewal_limit", 0)
+        v.int_or_none("project_at", 1)
+        if self.project_at is not None and self.project_at >= self.epochs:
+            raise OptionError("project_at", f"< epochs ({self.epochs}) or none", self.project_at)
+        if self.project_at is not None and self.per_step:
+            raise OptionError("project_at", "", self.project_at, detail="projection needs one Bs "
+                              "per layer: use per_step false")
         v.float("tau", 1.0)
         v.choice("firing", FIRING_MODES)
         v.choice("optimizer", OPTIMIZERS)
+        v.choice("dtype", tuple(DTYPES))
         for name in ("lr", "lr_step", "lr_bits", "lr_T", "weight_decay"):
             v.float_or_none(name, 0.0)
         v.float("momentum", 0.0, 1.0, open_high=True)
@@ -316,10 +334,15 @@ class TrainConfig:
             **{k: float(getattr(self, k)) for k in ("lam_w", "lam_s", "lam_T", "rho", "tau",
                                                     "momentum", "hysteresis", "bit_tolerance")})
 
-    def parameters(self) -> dict:
+    def parameters(self, world_size: int | None = None) -> dict:
         """All fields of the validated config (what result.json records); ``EVENT_FIELDS`` only
-        for event data, ``LATE_FIELDS`` only when not at their default."""
+        for event data, ``LATE_FIELDS`` only when not at their default; ``world_size`` (default:
+        that of the running process group) only when > 1, so a data-parallel run never shares a
+        key with a single-process one."""
         params = dataclasses.asdict(self.validated())
+        world = _dist_info()[1] if world_size is None else int(world_size)
+        if world > 1:
+            params["world_size"] = world
         if params["dataset"] not in EVENT_DATASETS:
             for name in EVENT_FIELDS:
                 params.pop(name)
@@ -328,9 +351,9 @@ class TrainConfig:
                 params.pop(name)
         return params
 
-    def key_parameters(self) -> dict:
+    def key_parameters(self, world_size: int | None = None) -> dict:
         """The fields that decide the numbers (all but ``EXECUTION_FIELDS``): the result key."""
-        return {k: v for k, v in self.parameters().items() if k not in EXECUTION_FIELDS}
+        return {k: v for k, v in self.parameters(world_size).items() if k not in EXECUTION_FIELDS}
 
     # ------------------------------------------------------------------ parsed views
     def wst(self, which: str) -> tuple[float, float, float]:
@@ -644,6 +667,17 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, device: torch.device, batc
     _average_bn_buffers(model, world)
 
 
+@torch.no_grad()
+def _forward_with_frozen_bn(model: nn.Module, x: torch.Tensor) -> None:
+    """One training-mode pass (quantizers observe, renew) that leaves BatchNorm statistics alone."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.eval()
+    model(x)
+    for m in bns:
+        m.train()
+
+
 def _all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
@@ -706,12 +740,81 @@ def _differences(stored: dict, current: dict) -> str:
     return "; ".join(diff) or "code version differs"
 
 
+def check_out_dir(out) -> Path:
+    """``out`` as a Path, once it is known to be a folder this process can write into; an
+    ``OptionError`` (one line) otherwise.  Checked before any work; leaves nothing behind (a
+    folder it had to create for the check is removed again)."""
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise OptionError("out", "", out, detail="the output folder must be a non-empty path")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OptionError("out", "", str(out), detail=f"{out} is a file, not a folder")
+    missing, parent = [], out
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OptionError("out", "", str(out), detail=f"{parent} is a file, so {out} cannot be "
+                          "a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OptionError("out", "", str(out), detail=f"cannot write into {out} "
+                          f"({err.strerror or err})") from None
+    finally:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return out
+
+
+def _read_checkpoint(path: Path, device) -> dict:
+    """A checkpoint file's content; ``DamagedFile`` (one line) when it cannot be read as one."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        first = (str(err).strip().splitlines() or [""])[0][:120]
+        raise DamagedFile(f"{path}: damaged checkpoint ({type(err).__name__}: {first}); delete "
+                          "it and rerun to start this run from scratch") from None
+    if not isinstance(ckpt, dict) or "key" not in ckpt or "history" not in ckpt:
+        raise DamagedFile(f"{path}: not a training checkpoint of adabit_lite; delete it and "
+                          "rerun to start this run from scratch")
+    return ckpt
+
+
+def _rebuilt_result(out: Path, cfg: TrainConfig, key: str) -> dict | None:
+    """The result of a run whose checkpoint is intact, of this key and final (None otherwise)."""
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        ckpt = _read_checkpoint(path, "cpu")
+    except DamagedFile:
+        return None
+    if ckpt.get("key") != key or ckpt.get("epoch") != cfg.epochs:
+        return None
+    renewal = Renewal(nn.Module(), cfg.renewal, freeze=cfg.freeze_bits)
+    renewal.load_state_dict(ckpt["renewal"])
+    world = ckpt["parameters"].get("world_size", 1)
+    return _result(cfg, key, list(ckpt["history"]), renewal, ckpt.get("machine"), world)
+
+
 def _finished_result(out: Path, cfg: TrainConfig, key: str) -> dict | None:
     path = out / RESULT_FILE
     if not path.exists():
         return None
-    import json
-    stored = json.loads(path.read_text())
+    try:
+        stored = read_json_file(path, "result file")
+    except DamagedFile as err:
+        stored = _rebuilt_result(out, cfg, key)
+        if stored is None:
+            raise DamagedFile(f"{err}; no intact final checkpoint to rebuild it from: delete it "
+                              "and rerun to train this run again") from None
+        atomic_write_json(path, stored)
+        print(f"{path} was damaged: rebuilt from the run's final checkpoint", file=sys.stderr)
     wanted = cfg.key_parameters()
     have = {k: v for k, v in stored.get("parameters", {}).items() if k not in EXECUTION_FIELDS}
     if stored.get("key") != key or have != wanted:
@@ -724,7 +827,7 @@ def _load_checkpoint(out: Path, key: str, cfg: TrainConfig, device: torch.device
     path = out / CHECKPOINT_FILE
     if not path.exists():
         return None
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = _read_checkpoint(path, device)
     if ckpt.get("key") != key:
         have = {k: v for k, v in ckpt.get("parameters", {}).items() if k not in EXECUTION_FIELDS}
         raise RunMismatch(f"{path} was written for other parameters or another code version "
@@ -752,7 +855,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
     device = _resolve_device(cfg.device)
     if device.type == "cuda" and device.index is None and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    out = Path(out_dir) if out_dir is not None else None
+    out = check_out_dir(out_dir) if out_dir is not None else None
     show = progress and rank == 0
     if out is not None:
         finished = _finished_result(out, cfg, key)
@@ -767,6 +870,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
         bundle = data_mod.make_dataset(cfg.dataset, seed=cfg.split_seed, **cfg.dataset_options())
     except ValueError as err:
         raise OptionError("data_options", "", cfg.data_options, detail=str(err)) from None
+    except FileNotFoundError as err:  # CIFAR's files are not there
+        raise data_mod.DataUnavailable(str(err)) from None
     x_train, y_train = bundle.train.tensors
     if cfg.train_limit is not None:
         if cfg.train_limit >= len(y_train):
@@ -776,11 +881,12 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                                          seed=cfg.split_seed)[1]
         x_train, y_train = x_train[keep], y_train[keep]
     x_test, y_test = bundle.test.tensors
+    x_train, x_test = x_train.to(DTYPES[cfg.dtype]), x_test.to(DTYPES[cfg.dtype])
     augment = bundle.default_augment if cfg.augment == "default" else cfg.augment
     if augment == "crop-flip" and x_train.dim() != 4:
         raise OptionError("augment", "none for this data set", cfg.augment)
     spec = _model_spec(cfg, bundle)
-    model = build(cfg, spec).to(device)
+    model = build(cfg, spec).to(device, DTYPES[cfg.dtype])
     optimizer = _make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     w0, s0, _ = cfg.wst("init")
@@ -793,8 +899,12 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
 
     # ---- resume
     start, history, timing = 0, [], []
+    machine = machine_record(device, world)
     ckpt = _load_checkpoint(out, key, cfg, device) if out is not None else None
     if ckpt is not None:
+        before = ckpt.get("machine")
+        if before != machine:  # a run that moved between machines matches neither
+            machine = {"mixed": [before, machine]}
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -803,6 +913,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
         if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), device)
         start, history, timing = ckpt["epoch"], list(ckpt["history"]), list(ckpt["timing"])
+        if cfg.project_at is not None and start > cfg.project_at:
+            freeze_all(model)  # requires_grad is not part of a state dict
         if show:
             print(f"resuming from {out / CHECKPOINT_FILE} after epoch {start}", file=sys.stderr)
     if world > 1:  # every replica starts from rank 0's state
@@ -819,6 +931,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
             renewal.start_epoch()
             sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, task, correct, n
             batches = _epoch_batches(len(y_train), cfg, epoch, world)
+            if epoch == cfg.project_at:  # land on the target: project, freeze, renew
+                project_model(model, cfg.wst("target"))
+                first = x_train[batches[0]][rank::world].to(device)
+                renewal.renew_now(lambda: _forward_with_frozen_bn(model, first))
             bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show)
             for b, idx in enumerate(bar):
                 if on_batch is not None:
@@ -856,6 +972,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
             if not _all_finite(model):
                 raise _diverged(out, epoch, len(batches) - 1, float("nan"), history)
             test_acc = evaluate(model, x_test, y_test, device, rank, world)
+            blown = blew_up(sums[1].item() / sums[3].item(), test_acc, bundle.num_classes,
+                            final=epoch == cfg.epochs - 1,
+                            best_before=max((h["test_accuracy"] for h in history), default=None))
+            if blown:
+                raise _diverged(out, epoch, None, None, history, blown)
             fired = renewal.end_epoch(epoch, bit_stats(model))
             scheduler.step()
             history.append(_epoch_record(model, epoch, lr, sums, test_acc, fired, renewal))
@@ -869,7 +990,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                     "code": _code_version(), "model_spec": spec, "epoch": epoch + 1,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "renewal": renewal.state_dict(),
-                    "history": history, "timing": timing,
+                    "history": history, "timing": timing, "machine": machine,
                     "rng": {"torch": torch.get_rng_state(),
                             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda"
                             else None}}, out / CHECKPOINT_FILE)
@@ -878,7 +999,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                 dist.barrier()
         epochs.close()
 
-    result = _result(cfg, key, history, renewal, device)
+    result = _result(cfg, key, history, renewal, machine, world)
     if out is not None and rank == 0:
         atomic_write_json(out / RESULT_FILE, result)
         if not keep_checkpoint:
@@ -888,14 +1009,41 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
     return result
 
 
-def _diverged(out, epoch, batch, loss, history) -> TrainingDiverged:
-    where = f"epoch {epoch + 1}, batch {batch + 1}"
+#: a run has blown up when an epoch's mean training task loss exceeds this many times the loss of
+#: a uniform guess, ln(classes) (no stored run ever exceeded 0.8 times it)
+BLOWUP_FACTOR = 10.0
+#: ... or when it collapsed: after its last epoch its test accuracy is within CHANCE_MARGIN points
+#: of chance although an earlier epoch was LEARNED points above it (a control that is meant to be
+#: at chance, and never learns, is not a collapse)
+CHANCE_MARGIN, LEARNED = 1.0, 10.0
+
+
+def blew_up(task_loss: float, test_accuracy: float, classes: int, final: bool,
+            best_before: float | None = None) -> str:
+    """Why a run that stayed finite has failed all the same ("" if it has not): its epoch's mean
+    training task loss is above ``BLOWUP_FACTOR * ln(classes)``, or (``final``: after the last
+    epoch) it collapsed to chance, 100 / classes, from an earlier best ``best_before``."""
+    chance = 100.0 / classes
+    if task_loss > BLOWUP_FACTOR * math.log(classes):
+        return (f"the mean training loss is {task_loss:.3g}, over {BLOWUP_FACTOR:g} times that of a "
+                f"uniform guess ({math.log(classes):.2f})")
+    if (final and best_before is not None and test_accuracy <= chance + CHANCE_MARGIN
+            and best_before >= chance + LEARNED):
+        return (f"the network collapsed: after training the test accuracy is {test_accuracy:.2f} %, "
+                f"at chance ({chance:.0f} %), after {best_before:.2f} % in an earlier epoch")
+    return ""
+
+
+def _diverged(out, epoch, batch, loss, history, why: str = "") -> TrainingDiverged:
+    where = (f"the end of epoch {epoch + 1}" if batch is None else
+             f"epoch {epoch + 1}, batch {batch + 1}")
     if out is not None and (out / CHECKPOINT_FILE).exists():
         kept = f"the last good checkpoint ({out / CHECKPOINT_FILE}, end of epoch {len(history)}) is kept"
     else:
         kept = "no checkpoint was written before it"
-    return TrainingDiverged(f"training diverged at {where}: the loss is {loss} (or a parameter is "
-                            f"not finite); lower the learning rates; {kept}")
+    what = why or f"the loss is {loss} (or a parameter is not finite)"
+    return TrainingDiverged(f"training diverged at {where}: {what}; lower the learning rates; "
+                            f"{kept}")
 
 
 @contextlib.contextmanager
@@ -935,16 +1083,17 @@ def accuracy_drops(history: list[dict], points: float = DROP_POINTS) -> list[dic
 
 
 def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
-            device: torch.device) -> dict:
-    """The result file's content: built from the history alone, so a run whose last checkpoint
-    is already final gives the same file as one that has just trained."""
+            machine: dict | None, world: int) -> dict:
+    """The result file's content: built from the history and the machine record alone, so a run
+    whose last checkpoint is already final gives the same file as one that has just trained."""
     last = history[-1]
-    _, world = _dist_info()
+    device_type = "cuda" if (machine or {}).get("device", "cpu") != "cpu" else "cpu"
     return {
         "key": key,
         "code": _code_version(),
-        "parameters": cfg.parameters(),
-        "run": {"world_size": world, "device_type": device.type},  # not in the key
+        "parameters": cfg.parameters(world),
+        "run": {"world_size": world, "device_type": device_type,  # not in the key
+                "machine": machine if machine is not None else "not recorded"},
         "metrics": {
             "accuracy": last["test_accuracy"], "best_accuracy": max(h["test_accuracy"]
                                                                   for h in history),
@@ -955,7 +1104,8 @@ def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
             "renewal_switched_off_at": renewal.switched_off_at,
             "bits_frozen_at": renewal.frozen_at,
             "accuracy_drops": accuracy_drops(history),
-            "epochs": len(history)},
+            "epochs": len(history),
+            **({"bits_projected_at": cfg.project_at} if cfg.project_at is not None else {})},
         "history": history,
     }
 
@@ -985,7 +1135,7 @@ def load_trained(out_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     One forward pass of zeros tells every layer its shapes, so ``layer_reports``, ``bit_stats``
     and the meter work on it at once.
     """
-    ckpt = torch.load(Path(out_dir) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+    ckpt = _read_checkpoint(Path(out_dir) / CHECKPOINT_FILE, device)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in ckpt["parameters"].items() if k in names})
     cfg = dataclasses.replace(cfg, device=device).validated()
@@ -1110,7 +1260,10 @@ def main(argv: list[str] | None = None) -> int:
     except OptionError as err:
         print(f"{prog}: error: {err.line(cli=True)}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, RunMismatch) as err:
+    except (RunMismatch, DamagedFile, data_mod.DataUnavailable) as err:  # refused input
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -402,3 +402,117 @@ def test_late_options_enter_the_parameters_only_when_set():
     assert "bn_recalibrate" not in small().parameters()
     assert small(bn_recalibrate=True).parameters()["bn_recalibrate"] is True
     assert result_key(small()) != result_key(small(bn_recalibrate=True))
+
+
+# ------------------------------------------------------------------ bad folders and damaged files
+TINY = ["--no-progress", "--dataset", "digits", "--data-options", "size=8", "--width", "8",
+        "--epochs", "1", "--train-limit", "200"]
+
+
+@pytest.mark.parametrize("where", ["under a file", "a file", "under /proc", "empty"])
+def test_a_bad_output_folder_is_refused_before_any_work(where, tmp_path, capsys, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    out = {"under a file": tmp_path / "f" / "run", "a file": tmp_path / "f",
+           "under /proc": Path("/proc/adabit-run"), "empty": ""}[where]
+    monkeypatch.setattr(train_mod.data_mod, "make_dataset", lambda *a, **k: never(0, 0, None))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["--out", str(out), *TINY]) == 2
+    assert "--out" in _one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_the_output_check_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "a" / "b"
+    assert train_mod.check_out_dir(out) == out
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished 1-epoch CLI run with its checkpoint kept: (folder, args)."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["--out", str(out), *TINY]) == 0
+    return out
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_damaged_result_is_rebuilt_from_an_intact_final_checkpoint(damage, tiny_run, tmp_path,
+                                                                     capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)
+    good = (out / "result.json").read_text()
+    (out / "result.json").write_text("" if damage == "empty" else good[: len(good) // 2])
+    assert main(["--out", str(out), *TINY]) == 0
+    assert "rebuilt from the run's final checkpoint" in capsys.readouterr().err
+    assert json.loads((out / "result.json").read_text()) == json.loads(good)
+
+
+@pytest.mark.parametrize("damage", ["result without checkpoint", "empty checkpoint",
+                                    "truncated checkpoint", "text checkpoint"])
+def test_a_damaged_file_without_a_way_back_is_one_line_naming_it(damage, tiny_run, tmp_path,
+                                                                  capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)
+    ckpt = out / "checkpoint.pt"
+    if damage == "result without checkpoint":
+        ckpt.unlink()
+        (out / "result.json").write_text('{"key": "abc", "param')
+        name = out / "result.json"
+    else:
+        (out / "result.json").unlink()
+        data = ckpt.read_bytes()
+        ckpt.write_bytes({"empty checkpoint": b"", "truncated checkpoint": data[: len(data) // 2],
+                          "text checkpoint": b"not a checkpoint\n"}[damage])
+        name = ckpt
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["--out", str(out), *TINY]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(name) in line and "delete it" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # nothing touched
+    if damage != "result without checkpoint":
+        with pytest.raises(train_mod.DamagedFile, match="damaged checkpoint|not a training"):
+            load_trained(out)
+
+
+def test_a_folder_of_another_run_is_refused_with_exit_2(tiny_run, capsys):
+    assert main(["--out", str(tiny_run), *TINY, "--seed", "5"]) == 2
+    assert "seed" in _one_line(capsys.readouterr().err)
+
+
+def test_a_run_that_blows_up_while_finite_stops_as_diverged(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["--out", str(out), *TINY, "--lr", "300"])
+    assert code == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "diverged at the end of epoch 1" in line and "uniform guess" in line
+    assert not (out / "result.json").exists()
+
+
+def test_the_blow_up_rule():
+    assert train_mod.blew_up(2.0, 50.0, 10, final=True) == ""
+    assert "uniform guess" in train_mod.blew_up(8.8e18, 10.0, 10, final=False)
+    assert "collapsed" in train_mod.blew_up(2.3, 10.5, 10, final=True, best_before=80.0)
+    assert train_mod.blew_up(2.3, 10.5, 10, final=False, best_before=80.0) == ""  # may recover
+    assert train_mod.blew_up(0.69, 50.0, 2, final=True, best_before=50.0) == ""  # never learned
+    assert train_mod.blew_up(2.3, 10.5, 10, final=True, best_before=None) == ""
+
+
+def test_a_data_parallel_run_never_shares_a_key_with_a_single_process_one():
+    cfg = small()
+    assert cfg.key_parameters(world_size=1) == cfg.key_parameters()  # stored keys stay valid
+    assert "world_size" not in cfg.parameters()
+    assert cfg.key_parameters(world_size=2)["world_size"] == 2
+    assert result_key(cfg.key_parameters(world_size=2)) != result_key(cfg)
+
+
+def test_a_result_records_the_machine_it_ran_on(reference):
+    machine = reference[2]["run"]["machine"]
+    assert set(results_mod.MACHINE_FIELDS) <= set(machine)
+    assert machine["threads"] == 1 and machine["world_size"] == 1 and machine["device"] == "cpu"
+    assert results_mod.same_machine(machine, results_mod.machine_record("cpu", 1, 1))
+    assert not results_mod.same_machine({**machine, "cpu_capability": "AVX2"}, machine)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import QuantConfig
-from .resnet import resnet18, resnet19, resnet20
+from .resnet import resnet8, resnet18, resnet19, resnet20
 from .sew import sew_resnet34
 from .small import SmallCNN
 from .spikformer import spikformer_2_384, spikformer_4_256, spikformer_4_384
 from .temporal import EventCNN
 
-MODELS = {"small-cnn": SmallCNN, "resnet20": resnet20, "resnet19": resnet19, "resnet18": resnet18,
+MODELS = {"small-cnn": SmallCNN, "resnet8": resnet8, "resnet20": resnet20, "resnet19": resnet19, "resnet18": resnet18,
           "sew-resnet34": sew_resnet34, "spikformer-4-384": spikformer_4_384,
           "spikformer-4-256": spikformer_4_256, "spikformer-2-384": spikformer_2_384,
           "event-cnn": EventCNN}

@@ -1,4 +1,5 @@
-"""Spiking-quantized ResNets for CIFAR: the wide ResNet-20, ResNet-19 and ResNet-18.
+"""Spiking-quantized ResNets: the wide ResNet-20, ResNet-19 and ResNet-18 for CIFAR, and a small
+ResNet-8 (the Fashion-MNIST stage).
 
 Wiring (method.md section 9).  Every conv and linear layer is a QConv2d / QLinear, so each one,
 the 1x1 downsample convs included, has its own refined neuron (Vth1, Bs, T) at its input and its
@@ -24,6 +25,9 @@ Architectures (per-sample MACs at 32x32 in brackets, all convs and linears count
   of the same net with a single fc (12.559 M weights, 12.569 M with BN and biases).  A 64-channel
   stem with the two-fc head would give 12,630,858 (12.63 M), but the tdBN/TET network has a
   128-channel stem; we keep that layout and do not force the published figure.
+- ``resnet8`` -- one block per stage at width/2 width/4 width (default 16: stem 3x3 1->16, stages
+  16/32/64, strides 1/2/2, fc 64->classes): nine learned layers (six 3x3 convs, two 1x1 downsample
+  convs, the fc) whose weight counts range from 512 to 36,864.
 - ``resnet18`` -- ResNet-18 for CIFAR: stem 3x3 3->64 (stride 1, no max pool); stages of 2 blocks at
   64/128/256/512 (strides 1/2/2/2); fc 512->classes.  0.5554 G MACs; 11.164 M conv/fc weights,
   11.174 M parameters with BN and biases (the usual "11.17 M").
@@ -101,6 +105,14 @@ def resnet20(num_classes: int = 10, in_channels: int = 3, cfg: QuantConfig = Qua
              stem_cfg: QuantConfig | None = None, width: int = 128) -> CifarResNet:
     """Wide ResNet-20 (3 x 3 blocks at width, 2 width, 4 width; width 128 by default)."""
     return CifarResNet((3, 3, 3), (width, 2 * width, 4 * width), (1, 2, 2), width, (),
+                       num_classes, in_channels, cfg, stem_cfg)
+
+
+def resnet8(num_classes: int = 10, in_channels: int = 1, cfg: QuantConfig = QuantConfig(),
+            stem_cfg: QuantConfig | None = None, width: int = 16) -> CifarResNet:
+    """ResNet-8: one block per stage at width, 2 width, 4 width (strides 1, 2, 2): six 3x3
+    convs, two 1x1 downsample convs and the fc are learned (nine layers)."""
+    return CifarResNet((1, 1, 1), (width, 2 * width, 4 * width), (1, 2, 2), width, (),
                        num_classes, in_channels, cfg, stem_cfg)
 
 

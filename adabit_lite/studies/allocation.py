@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from ..reproduce import welch
 
 TOLERANCE = 0.3
 
@@ -64,14 +65,6 @@ def layer_bits(result: dict) -> pd.DataFrame:
                      "weights": layer["weights"], "in_features": layer["in_features"],
                      **counts.get(layer["name"], {})})
     return pd.DataFrame(rows)
-
-
-def welch(a, b) -> float:
-    """Two-sided Welch t-test p-value of mean(a) != mean(b) (nan with fewer than 2 values each)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
-        return math.nan
-    return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
