@@ -31,14 +31,14 @@ from .train import TrainConfig, TrainingDiverged, load_or_train
 RESULTS = Path("results")
 
 
-# Candidate default data sets, in the order they are considered (book.md, "Datasets").
+# Candidate default data sets, in the order they are considered (book/definitions.md#def-default-data).
 CANDIDATES = (("mnist5k", ""), ("digits", "size=16"), ("mnist5k-noisy", ""))
 
 
 def dataset_choice() -> list[TrainConfig]:
     """Uniform 1/1/1 against uniform 4/4/1 on each candidate data set, 3 seeds.
 
-    The criterion (book.md): the default data must make uniform 1/1/1 lose >= 2 points to uniform
+    The criterion (book/definitions.md#def-default-data): the default data must make uniform 1/1/1 lose >= 2 points to uniform
     4/4/1, so that quantization matters; it looks at no learned-bit method.
     """
     runs = []
@@ -186,7 +186,7 @@ def temporal_groups(seeds=range(5), bins=TEMPORAL_BINS, data=TEMPORAL_DATA,
 
 # ---------------------------------------------------------------- adaptive allocation (chapter 5)
 ALLOCATION_TARGETS = ("1/1/1", "2/2/1", "3/4/1", "4/4/1")
-ALLOCATION_SEEDS = {"1/1/1": tuple(range(8))}  # U-quant is noisy at 1/1/1 (book.md): 8 seeds
+ALLOCATION_SEEDS = {"1/1/1": tuple(range(8))}  # U-quant is noisy at 1/1/1 (book/definitions.md#def-seeds): 8 seeds
 DEFAULT_SEEDS = tuple(range(5))
 ALLOCATION_METHODS = ("U-quant", "LBW", "LBW + renewal", "control", "full precision")
 # the control is run where LBW can allocate unevenly; at 3/4/1 and 4/4/1 it learns near-uniform
@@ -263,7 +263,7 @@ ABLATIONS = {
     "tau 2, round": {"tau": 2.0},
     # learnable T off: T fixed at the target's 1 from the start
     "T fixed": {"learn_T": False, "init": "4/4/1"},
-    # the reference code's renewal against method.md 9's defaults
+    # the reference code's renewal against the book's defaults (book/definitions.md#def-renewal-range)
     "running extrema": {"running_extrema": True},
     "renewal both, range-ratio weights": {"renewal": "both", "weight_renewal": "range-ratio"},
 }
@@ -377,7 +377,7 @@ def fashion_choice(results: Path = RESULTS) -> list[TrainConfig]:
 SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
           "bit-stability-control": bit_stability_control, "temporal-budget": temporal_budget,
           "allocation": allocation, "allocation-control": allocation_control,
-          "ablations": ablations, "fixed-budget": fixed_budget}
+          "ablations": ablations, "fixed-budget": fixed_budget, "fashion-choice": fashion_choice}
 
 # The run that tests/test_stored_results.py trains again in `make test` and compares with its
 # stored file: one seed of one setting (the cheapest) per sweep; a control sweep, whose runs are
@@ -390,7 +390,8 @@ SUBSET = {"dataset-choice": lambda c: c.dataset == "digits" and c.target == "1/1
           and not c.learn_w and not c.full_precision,
           "allocation": lambda c: c.seed == 0 and c.full_precision,
           "ablations": lambda c: c.seed == 0 and c.tau == 2.0 and c.firing == "round",
-          "fixed-budget": lambda c: c.seed == 0 and c.target == "1/4/1"}
+          "fixed-budget": lambda c: c.seed == 0 and c.target == "1/4/1",
+          "fashion-choice": lambda c: c.seed == 0 and c.epochs == FASHION_SHORT["epochs"]}
 
 GAP_POINTS = 2.0  # uniform 1/1/1 must lose at least this much to uniform 4/4/1
 
