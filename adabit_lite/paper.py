@@ -10,6 +10,14 @@ the arXiv id and the table.  ``paper_table(name)`` returns the table as a DataFr
 - ``sic``: True where the notes flag such an inconsistency;
 - ``source``: paper, arXiv id and table, from the file's header.
 
+``table_citation(name)`` says how a reader finds a table in its paper: Shen et al.'s tables by
+their number ("Table 1"), Yao et al.'s by the caption of the authors' draft (the ``# caption:``
+header line), or, where the draft has none that is known here, by the words its text cites the
+table with (``# cited as:``): the published numbering of Yao et al.'s tables is not known here.
+
+``paper_statements()`` holds the few numbers that the papers print in their text or figures rather
+than in a table (``paper_tables/statements.csv``, one row per statement with its source).
+
 The notebooks read the published numbers from here, never typing them in.
 """
 
@@ -62,6 +70,32 @@ def table_source(name: str) -> str:
     paper = head[0]
     table = next((h[len("table:"):].strip() for h in head if h.startswith("table:")), name)
     return f"{paper}; {table.split('. ')[0].rstrip('.')}"
+
+
+def table_citation(name: str) -> str:
+    """How a reader finds table ``name`` in its paper: 'Table 1' (Shen et al., numbered), the
+    quoted caption of Yao et al.'s draft, or 'the table cited as "..."' where only the words of the
+    draft's text are known."""
+    head = table_header(name)
+    for field in ("caption:", "cited as:"):
+        line = next((h[len(field):].strip() for h in head if h.startswith(field)), None)
+        if line is not None:
+            quoted = line[line.index('"'):line.index('"', line.index('"') + 1) + 1]
+            return f"the table {quoted}" if field == "caption:" else f"the table cited as {quoted}"
+    table = next((h[len("table:"):].strip() for h in head if h.startswith("table:")), None)
+    if table is None or not table.startswith("Table"):
+        raise ValueError(f"paper table {name!r} has no caption, no citation and no table number")
+    return table.split(",")[0]
+
+
+def paper_statements() -> pd.DataFrame:
+    """The numbers the papers print outside their tables, indexed by ``id``: ``paper``, ``source``
+    (where a reader finds it), ``statement``, ``number``, ``unit`` and ``notes``."""
+    path = resources.files(__package__).joinpath("paper_tables", "statements.csv")
+    with path.open(encoding="utf-8") as f:
+        df = pd.read_csv(f, comment="#", dtype={"notes": str})
+    df["notes"] = df["notes"].fillna("")
+    return df.set_index("id")
 
 
 def paper_table(name: str) -> pd.DataFrame:

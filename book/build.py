@@ -4,6 +4,11 @@
 
 Chapters are the toc entries under ``book/chapters/``; ``book/chapters/NAME`` is the executed copy
 of ``nb/NAME.ipynb`` (the folder is rebuilt from scratch, so no stale page survives a failure).
+They run in toc order, except the pages of ``LAST`` (the claims ledger), which read the other
+chapters' records and so run after all of them wherever the toc puts them.  Every chapter writes
+its key numbers into ``OUTPUT/_build/records/NAME.json`` (the notebooks' default when OUTPUT is the
+project root; otherwise passed as ``record_path``, and the ledger gets the folder as
+``records_dir``); ``--only`` keeps the records of the chapters it does not run.
 ``book/profiles.yml`` holds the papermill parameters of each non-default profile.  Any notebook
 error or Sphinx warning fails the build with a non-zero exit.  MathJax is copied from the
 django-static-mathjax wheel into ``book/_static`` so that pages render math offline.
@@ -18,6 +23,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +33,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 CHAPTERS = BOOK / "chapters"
+DEFAULT_RECORDS = ROOT / "_build" / "records"  # the notebooks' default record_path folder
+LAST = ("ledger",)  # pages that read the other chapters' records: run after every other chapter
 
 
 def toc_chapters() -> list[str]:
@@ -47,6 +55,23 @@ def toc_chapters() -> list[str]:
 
     walk(yaml.safe_load((BOOK / "_toc.yml").read_text()))
     return names
+
+
+def run_order(names: list[str]) -> list[str]:
+    """``names`` in toc order, the pages of ``LAST`` moved to the end."""
+    return [n for n in names if n not in LAST] + [n for n in names if n in LAST]
+
+
+def record_parameters(names: list[str], records: Path) -> dict[str, dict]:
+    """The parameters that send each chapter's record into ``records`` (none where that is the
+    notebooks' own default folder, so that the default book runs every notebook unchanged)."""
+    if records.resolve() == DEFAULT_RECORDS.resolve():
+        return {}
+    out = {name: {"record_path": str(records / f"{name}.json")} for name in names}
+    for name in names:
+        if name in LAST:
+            out[name]["records_dir"] = str(records)
+    return out
 
 
 def profile_parameters(profile: str) -> dict[str, dict]:
@@ -95,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     build = (ROOT / args.output).resolve() / "_build"
     html = build / "html"
 
+    records = build / "records"
     params = profile_parameters(args.profile)
     names = toc_chapters()
     if args.only:
@@ -102,9 +128,20 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SystemExit(f"unknown chapter(s) {unknown}; accepted: {', '.join(names)}")
         names = [n for n in names if n in args.only]
+    names = run_order(names)
+    for name, values in record_parameters(names, records).items():
+        params[name] = {**values, **params.get(name, {})}
 
     shutil.rmtree(CHAPTERS, ignore_errors=True)
+    kept = None
+    if args.only and records.is_dir():  # the other chapters' records stay (the ledger reads them)
+        kept = Path(tempfile.mkdtemp(prefix=".records-", dir=build.parent))
+        shutil.move(str(records), kept / "records")
     shutil.rmtree(build, ignore_errors=True)  # stale doctrees would hide warnings
+    if kept is not None:
+        build.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(kept / "records"), records)
+        kept.rmdir()
     copy_mathjax()
     start = time.perf_counter()
     timings = run_notebooks(names, params)

@@ -1,11 +1,12 @@
 """The built book, opened in a real browser (headless Chromium from Debian's packages).
 
 The fixture builds the whole book once with the ``smoke`` parameter profile (book/build.py: every
-chapter notebook run by papermill, then jupyter-book with warnings as errors).  Then every HTML page
-is opened: it must load, every figure must load with a non-zero size, math must be rendered by the
-local MathJax, no internal link may be broken, and no request may leave the machine.  A screenshot
-of the first chapter is saved to _build/screenshots/.  The smoke book goes to _build/smoke/, so
-it never replaces the book that ``make book`` built.
+chapter notebook run by papermill, then jupyter-book with warnings as errors; ``smoke_book`` in
+conftest.py, shared with tests/test_ledger.py and reused when nothing it reads has changed since).
+Then every HTML page is opened: it must load, every figure must load with a non-zero size, math
+must be rendered by the local MathJax, no internal link may be broken, and no request may leave
+the machine.  A screenshot of the first chapter is saved to _build/screenshots/.  The smoke book
+goes to _build/smoke/, so it never replaces the book that ``make book`` built.
 
 Chromium: ``make test`` installs it when running as root.  If it is missing, the test fails under
 CI (CI=true) and is skipped elsewhere with a message saying how to install it.
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -41,11 +40,10 @@ def _need_browser():
 
 
 @pytest.fixture(scope="session")
-def book() -> Path:
+def book(request) -> Path:
     _need_browser()
-    subprocess.run([sys.executable, "book/build.py", "--profile", "smoke", "--output", "_build/smoke"],
-                   cwd=ROOT, check=True)
-    assert (HTML / "index.html").exists()
+    html, _ = request.getfixturevalue("smoke_book")  # tests/conftest.py: built once per session
+    assert html == HTML and (HTML / "index.html").exists()
     return HTML
 
 
