@@ -1,6 +1,6 @@
 """The learnable integer: a bit width (Bw, Bs) or a temporal length (T).
 
-method.md section 2.  A float latent B_hat is turned into an integer
+book/method.md#method-learnable-bits.  A float latent B_hat is turned into an integer
 
     B = round(clip(B_hat, low, high))            (round half up: floor(u + 0.5))
 

@@ -17,7 +17,7 @@ Names accepted by :func:`make_dataset` (``DATASET_NAMES``):
 ``mnist5k-noisy``
     the same images, each shifted by a random integer offset in [-max_shift, max_shift] pixels per
     axis (zero fill) and given additive Gaussian noise of std ``noise_std``, clipped to [0, 1]
-    (defaults 2 px and 0.3: the harder variant of method.md section 8).  The perturbation is drawn
+    (defaults 2 px and 0.3: the harder variant of book/definitions.md#def-prototype).  The perturbation is drawn
     once, from ``data_seed``, before the split; it is part of the data, not an augmentation.
 ``fashion-mnist``
     Zalando's Fashion-MNIST (28x28 grey clothing images, 10 classes, ``FASHION_MNIST_CLASSES``),

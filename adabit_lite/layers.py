@@ -1,10 +1,11 @@
-"""Quantized spiking conv and linear layers (method.md sections 3 and 9).
+"""Quantized spiking conv and linear layers (book/method.md#method-layers,
+#method-neuron; book/definitions.md#def-wiring).
 
 Each layer is  y = op(r, w_q) + bias  with  r = neuron(x)  (the refined neuron at its input, T steps
 squeezed to their average) and  w_q = WeightQuantizer(w).  The convolution therefore runs once per
 layer, not T times.  ``QuantConfig(amplitude=True, tau=2, firing="floor")`` gives the old neuron of
 the ablation (neuron.py).  ``QuantConfig(full_precision=True)`` is the full-precision baseline
-(method.md 9): the layer skips its neuron and its weight quantizer, y = op(x, w) + bias, so a
+(book/definitions.md#def-full-precision): the layer skips its neuron and its weight quantizer, y = op(x, w) + bias, so a
 network of such layers is the ReLU network (x is already post-BN/ReLU); the quantizer modules stay
 (unused, never initialised, no gradients) so reports and checkpoints keep their shape.
 
@@ -60,7 +61,7 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Initial W/S/T of a quantized layer and what is learned.  Bounds default to method.md 2."""
+    """Initial W/S/T of a quantized layer and what is learned.  Bounds default to book/method.md#method-learnable-bits."""
 
     w_bits: int = 4
     s_bits: int = 4

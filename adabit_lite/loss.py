@@ -1,4 +1,4 @@
-"""Bit statistics and the bit-budget loss (method.md section 4).
+"""Bit statistics and the bit-budget loss (book/method.md#method-bit-loss).
 
 Over the learned layers (the stem excluded), with rounded bits carrying straight-through gradients:
 

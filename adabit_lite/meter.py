@@ -1,4 +1,5 @@
-"""Cost meter (Shen et al.; method.md sections 6, 9): MACs, size, Bit Budget, S-ACE, NS-ACE, SOPs.
+"""Cost meter (Shen et al.; book/method.md#method-meter,
+book/definitions.md#def-meter): MACs, size, Bit Budget, S-ACE, NS-ACE, SOPs.
 
 Counting convention.  Counts are per sample (one image), MACs of a conv = H_out * W_out * k^2 *
 C_in * C_out / groups, of a linear layer = (output elements) * in_features; every quantized conv
@@ -39,7 +40,7 @@ Published figures and this meter (details and numbers in tests/test_meter.py and
 - Published sizes ("Params") are all float parameters (weights, biases, BN) in millions,
   truncated to two decimals: SEW-ResNet-34 21,797,672 -> 21.79 (and * W / 16 -> 10.89 at 8 bits,
   1.36 at 1 bit), ResNet-18 11.17, Spikformer-4-256 4.15, 2-384 5.76, 4-384 9.32.  The meter's own
-  size counts conv/fc weights only (method.md): 21.78 M for SEW-ResNet-34, and reports the float
+  size counts conv/fc weights only (book/method.md#method-meter-counts): 21.78 M for SEW-ResNet-34, and reports the float
   count beside it (``float_params_m``).
 - Spikformer: float rows of Shen et al. (16/1/4) agree within 0.3 % with the meter (attention
   rows included); their quantized rows bound the attention bits separately and do not scale as

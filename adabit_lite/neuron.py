@@ -1,4 +1,5 @@
-"""The refined multi-bit spiking neuron with a learnable temporal length (method.md sections 3, 9).
+"""The refined multi-bit spiking neuron with a learnable temporal length (book/method.md#method-neuron,
+book/definitions.md#def-per-step).
 
 Input x is the real-valued activation of the previous layer (the same x at every step).  Step t
 uses the parameters of slot p = p(t): p = t with ``per_step=True`` (every step t < T_bound has its
@@ -15,7 +16,7 @@ own Vth1_t and Bs_t), else p = 0.  As coded, for t = 0 .. T-1:
     r     = (1/T) * sum_t A_p S_t                      (temporal squeezing)
 
 with the emitted amplitude A_p = Vth1_p (the refined neuron: threshold = step = spike amplitude)
-or, with ``amplitude=True`` (the old neuron of the ablation, method.md 9: use it with tau = 2 and
+or, with ``amplitude=True`` (the old neuron of the ablation, book/definitions.md#def-old-neuron: use it with tau = 2 and
 firing='floor'), A_p = alpha_p, a separate learnable amplitude initialised to Vth1_p on the first
 training batch.  The reset always subtracts the threshold crossing Vth1 * S.  The layer sends r on,
 and the next convolution runs once on r: conv(mean_t A S_t) = mean_t conv(A S_t).
@@ -360,7 +361,7 @@ class SpikingNeuron(StepQuantizer):
 
     Parameters: Vth1 (``step``, one per slot), Bs (``bits``, one per slot), T (``T``) and, with
     ``amplitude=True``, the emitted amplitude ``alpha`` (one per slot; None otherwise).
-    Bounds (method.md 2): Bs in [1, Bs_init + 2], T in [1, T_init + 1] unless given.
+    Bounds (book/method.md#method-learnable-bits): Bs in [1, Bs_init + 2], T in [1, T_init + 1] unless given.
     ``per_step=True``: one slot per step t < T_bound.  ``track_rate=True`` accumulates the counts of
     non-zero spike entries (``spike_count``) over ``spike_slots`` = elements x T that the meter
     turns into a firing rate.  The old neuron of the ablation: ``tau=2, firing='floor',

@@ -1,4 +1,5 @@
-"""Step-size renewal policy: which quantizers renew, and when renewal switches off (method.md 5, 9).
+"""Step-size renewal policy: which quantizers renew, and when renewal switches off (book/method.md#method-renewal,
+book/definitions.md#def-switch-off).
 
 The renewal itself (a grid search run the moment a rounded bit width changes) is
 ``quant.grid_search_step``, triggered in ``StepQuantizer.observe``.  This module decides where it is

@@ -1,4 +1,5 @@
-"""The time-preserving layer mode for event data (book chapter 8; method.md sections 1-3, 9).
+"""The time-preserving layer mode for event data (book chapter 8;
+book/method.md#method-temporal-mode).
 
 Temporal squeezing (neuron.py) sends on the time average of a layer's spikes, so after the first
 layer a network no longer knows the order of its input frames.  Event data carry their label in
@@ -33,7 +34,7 @@ gradients of y_t = Vth1 clip(round(v_t / Vth1)) evaluated at v_t (G_t = dL/dy_t)
                                           c_t = +1 / -1 / 0 clipped above / below / inside
     dL/dVth1_p = g sum_{t: p(t) = p} sum G_t (S_t - u_t m_t)
     dL/dBs_p   = g c_B Vth1_p sum_{t: p(t) = p} sum G_t c_t
-    g = 1 / sqrt(N qmax), N = elements of one step's tensor (method.md 9),
+    g = 1 / sqrt(N qmax), N = elements of one step's tensor (book/definitions.md#def-per-step),
     c_B = quant.bit_grad_factor
 
 The forward pass runs the recurrence once without autograd to get the residuals R, then quantizes

@@ -2,7 +2,7 @@
 
 This module works through the paper's argument for renewing the quantization step
 when a layer's bit width drops (Yao et al., arXiv 2506.23717; see
-``design/method.md`` section 5 and the "Theorem chapter" paragraph of section 9).
+book/method.md#method-theorem and book/definitions.md#def-theorem).
 It depends on numpy and scipy only; nothing here imports the rest of the package.
 
 Setting and notation used in every function below:
@@ -609,7 +609,7 @@ def mc_expected_sq_quantized_gap(b, b_new, sigma=1.0, n=10**6, seed=0, step=None
 def neuron_codes(x, step, b, T):
     """Codes ``S_t`` (shape ``(T,) + x.shape``) of the refined soft-reset neuron.
 
-    method.md section 3 with ``tau = 1``::
+    book/method.md#method-neuron with ``tau = 1``::
 
         v_0 = x,                        S_0 = clip(floor(v_0 / s + 1/2), 0, 2^b - 1)
         v_t = v_{t-1} - s S_{t-1} + x,  S_t = clip(floor(v_t / s + 1/2), 0, 2^b - 1)

@@ -1,4 +1,5 @@
-"""One training loop for every chapter and for the command line (method.md sections 4, 5, 9).
+"""One training loop for every chapter and for the command line (book/method.md#method-training,
+book/definitions.md#def-optimiser).
 
     from adabit_lite.train import TrainConfig, train
     result = train(TrainConfig(dataset="digits", epochs=3), out_dir="runs/demo")
@@ -19,7 +20,7 @@ accuracy, the bit statistics, the cost (meter.learned_costs), the renewal switch
 Optimiser (the reference recipe): SGD with momentum 0.9 and four parameter groups with their own
 learning rates (weights and biases ``lr``, quantizer steps ``lr_step``, bit latents ``lr_bits``,
 T latents ``lr_T``; weight decay on the weights only), cosine-annealed per epoch to 0.  Adam is an
-option (its default learning rates are those of the prototype in method.md section 8).
+option (its default learning rates are those of the prototype in book/definitions.md#def-prototype).
 
 Files in ``out_dir`` (written by rank 0 only, each atomically: temporary file + rename):
 
@@ -190,7 +191,7 @@ class TrainConfig:
                                        "(default ceil(0.07 epochs))")
     running_extrema: bool = _opt(False, "reference-code renewal: the clipping range never shrinks")
     weight_renewal: str = _opt("grid", "how a weight step is renewed: grid (the grid search, "
-                                       "method.md 9) or range-ratio (the reference code: "
+                                       "the book's definitions) or range-ratio (the reference code: "
                                        "s * qmax(new) / qmax(old))")
     # remedies against flip-flopping bit widths (all off: the paper's behaviour)
     hysteresis: float = _opt(0.0, "a bit width changes only when B_hat moves this far past the "
@@ -243,11 +244,11 @@ class TrainConfig:
                                    learn_T=False, renewal="none")
 
     def uquant(self) -> "TrainConfig":
-        """U-quant (method.md 9): every learned layer at the target bits from the start."""
+        """U-quant (book/definitions.md#def-uquant): every learned layer at the target bits from the start."""
         return self.fixed()
 
     def control(self, result: dict) -> "TrainConfig":
-        """The allocation control (method.md 9): the per-layer bits that the run ``result`` learned,
+        """The allocation control (book/definitions.md#def-control): the per-layer bits that the run ``result`` learned,
         fixed from the start (same network, data, optimiser and seed as this config).  The stem
         keeps the init's T (fixed), as the bounds of the init allow every learned bit width."""
         pairs = []
@@ -262,7 +263,7 @@ class TrainConfig:
                                    bit_tolerance=0.0, soft_bit_loss=False, freeze_bits=False, renewal_limit=0)
 
     def full_precision_baseline(self) -> "TrainConfig":
-        """The full-precision network (method.md 9): quantizers and neurons bypassed."""
+        """The full-precision network (book/definitions.md#def-full-precision): quantizers and neurons bypassed."""
         return dataclasses.replace(self.fixed(), full_precision=True, lam_w=0.0, lam_s=0.0,
                                    lam_T=0.0)
 

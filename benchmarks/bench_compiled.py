@@ -1,7 +1,7 @@
 """Opt-in benchmark: the torch.compile variant of the fused neuron (prototype_neuron.py) at T = 4.
 
 Not part of ``all``: every (shape, T) compiles once, tens of seconds on a CPU.  For each shape of
-book.md at batch 64, Bs = Bw = 4, T = 4 (the T of the layer target):
+book/definitions.md#def-benchmark-shapes at batch 64, Bs = Bw = 4, T = 4 (the T of the layer target):
 
 - neuron alone: the package's neuron ("ours"), the compiled variant and snntorch.Leaky (as
   bench_neuron);

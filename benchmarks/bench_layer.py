@@ -1,6 +1,6 @@
 """Benchmark 2: one quantized spiking conv layer, forward + backward, three ways.
 
-Shapes of book.md at batch 64: a 3x3 convolution with as many output channels as input channels
+Shapes of book/definitions.md#def-benchmark-shapes at batch 64: a 3x3 convolution with as many output channels as input channels
 (wide ResNet-20: 128 channels at 32x32; small-cnn: 32 channels at 14x14 and 64 at 7x7), T in
 {1, 2, 4, 8}, padding 1, followed by BatchNorm and ReLU in every variant:
 

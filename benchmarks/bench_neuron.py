@@ -1,6 +1,6 @@
 """Benchmark 1: the refined neuron alone, forward + backward, against snntorch.Leaky.
 
-For every shape of book.md (batch 64), T in {1, 2, 4, 8} and Bs in {1, 2, 4}:
+For every shape of book/definitions.md#def-benchmark-shapes (batch 64), T in {1, 2, 4, 8} and Bs in {1, 2, 4}:
 
 - ``ours``: ``adabit_lite.neuron.SpikingNeuron(bits=Bs, T=T)`` in training mode (learnable Vth1,
   Bs and T, as in training), r = neuron(x), then r.backward(g);

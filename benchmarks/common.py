@@ -21,7 +21,7 @@ LATEST = RESULTS / "latest.json"
 LATEST_CUDA = RESULTS / "latest_cuda.json"  # the default result file of a run on a GPU
 SCHEMA = 1
 
-# batch 64 through the shapes of book.md ("Results, seeds and the time budget")
+# batch 64 through the shapes of book/definitions.md#def-benchmark-shapes
 BATCH = 64
 SHAPES = {  # name: (per-sample input shape, where it comes from)
     "wide-resnet20": ((128, 32, 32), "wide ResNet-20 layer, 128 channels, 32x32"),

@@ -96,7 +96,7 @@ def test_memory_independent_of_T(smoke):
 @pytest.mark.parametrize("options", [{}, {"amplitude": True}, {"per_step": True},
                                      {"per_step": True, "amplitude": True, "tau": 2.0}])
 def test_saved_bytes_direct(options):
-    """The same property without the CLI, on a shape of book.md (batch 2), for every branch of the
+    """The same property without the CLI, on a shape of book/definitions.md#def-benchmark-shapes (batch 2), for every branch of the
     fused neuron: saved bytes constant in T, at most four input-sized tensors."""
     from adabit_lite.neuron import SpikingNeuron
 

@@ -19,7 +19,7 @@ from adabit_lite.studies import neuron as study
 
 
 def exact_counts(x: Fraction, vth: Fraction, bits: int, T: int, tau: int, firing: str) -> list[int]:
-    """The neuron of method.md section 3 in exact rational arithmetic (independent of the package)."""
+    """The neuron of book/method.md#method-neuron in exact rational arithmetic (independent of the package)."""
     v, out, counts = Fraction(0), Fraction(0), []
     for _ in range(T):
         v = v / tau - out + x

@@ -1,7 +1,7 @@
 """Spiking-quantized ResNets: the wide ResNet-20, ResNet-19 and ResNet-18 for CIFAR, and a small
 ResNet-8 (the Fashion-MNIST stage).
 
-Wiring (method.md section 9).  Every conv and linear layer is a QConv2d / QLinear, so each one,
+Wiring (book/definitions.md#def-residual, #def-stem).  Every conv and linear layer is a QConv2d / QLinear, so each one,
 the 1x1 downsample convs included, has its own refined neuron (Vth1, Bs, T) at its input and its
 own weight quantizer (Bw).  The residual stream carries the real-valued post-BN/ReLU activation,
 not spikes: the shortcut adds that activation and every branch conv re-encodes it with its own

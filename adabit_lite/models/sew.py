@@ -11,7 +11,7 @@ and none after it ("ADD" connection):
     out = A(BN2(conv2(A(BN1(conv1(x)))))) + s(x),   s(x) = x, or A(BN(conv1x1_s(x)))
 
 In the original, A is a spiking neuron and the add sums spike trains.  Here, as everywhere in
-adabit_lite (method.md section 9), A is a ReLU and the residual stream is the real-valued sum of
+adabit_lite (book/definitions.md#def-residual), A is a ReLU and the residual stream is the real-valued sum of
 those activations; every conv (1x1 downsample included) and the fc has its own refined neuron at
 its input, which re-encodes that real value into multi-bit spikes.  So the SEW structure (where
 the non-linearities sit) is kept, while the add itself is full precision like the other residual

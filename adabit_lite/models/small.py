@@ -1,4 +1,4 @@
-"""The small CNN of the embedded-data chapters (method.md section 8).
+"""The small CNN of the embedded-data chapters (book/definitions.md#def-prototype).
 
 stem conv 3x3 C_in->32 (8/8 bits, fixed) - BN - ReLU - maxpool 2
 conv 3x3 32->64 - BN - ReLU - maxpool 2

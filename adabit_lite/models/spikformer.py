@@ -15,7 +15,7 @@ Layout of Spikformer-L-D (L encoder blocks at width D; CIFAR: 32x32 input, 64 to
 What is quantized (the choice of this package, stated because the papers leave it open):
 - the input of every conv and linear layer (q, k, v, o projections, fc1, fc2, the SPS convs and the
   head): each is a QConv2d / QLinear with its own refined neuron (learnable Bs, T) and weight
-  quantizer (learnable Bw), as in method.md section 9;
+  quantizer (learnable Bw), as in book/definitions.md#def-residual;
 - the attention's Q, K and V tensors: each passes its own ``SpikingNeuron`` (unsigned, learnable Bs
   and T), so the two attention products multiply spike tensors.  The products use the squeezed
   rates r = (1/T) sum_t Vth1 S_t, like the layers do (one matmul, not T); for a bilinear product

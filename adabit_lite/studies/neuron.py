@@ -1,6 +1,6 @@
 """Chapter 3 (nb/03_neuron.ipynb): the refined spiking neuron, measured.
 
-Notation (method.md section 3): constant input x, threshold = step = amplitude Vth1, spike bits Bs,
+Notation (book/method.md#method-neuron): constant input x, threshold = step = amplitude Vth1, spike bits Bs,
 T steps, decay tau, firing 'round' (floor(u + 1/2)) or 'floor'.  With v = 0 and out = 0 before the
 first step, for t = 0 .. T-1
 

@@ -1,4 +1,5 @@
-"""Chapter 4, learnable quantizers: the computations the chapter shows (method.md 1, 2, 5, 9).
+"""Chapter 4, learnable quantizers: the computations the chapter shows (book/method.md#method-quantizers,
+#method-bit-gradient, #method-algorithm-1).
 
 The gradient formulas below are written out again from the method, apart from ``quant.py`` and
 ``neuron.py`` on purpose, so that the chapter can check the package's autograd against them.
@@ -114,7 +115,7 @@ def lsq_init_step(x: torch.Tensor, bits: int, signed: bool) -> float:
 
 
 def range_ratio_step(old_step: float, old_bits: int, new_bits: int, signed: bool = True) -> float:
-    """The reference code's conv-weight renewal (method.md 5, 9; kept here only as a documented
+    """The reference code's conv-weight renewal (book/definitions.md#def-renewal-range; kept here only as a documented
     flaw): step_new = step_old (qmax' - qmin') / (qmax - qmin), the ratio of the new to the old
     integer range.  A bit drop shrinks the step and so shrinks the clip level s qmax twice over."""
     lo0, hi0 = int_range(old_bits, signed)
