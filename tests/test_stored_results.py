@@ -29,14 +29,22 @@ RESULTS = ROOT / "results"
 def test_every_stored_run_is_current_and_findable():
     for name in sweeps.SWEEPS:
         configs = sweeps.sweep_configs(name, RESULTS)
-        assert configs, f"{name}: no runs (a later sweep builds its runs from an earlier one's results)"
+        assert configs or name in sweeps.IN_PROGRESS, \
+            f"{name}: no runs (a later sweep builds its runs from an earlier one's results)"
         found = [find_result(RESULTS / name, c) for c in configs]
         missing = [c for c, r in zip(configs, found) if r is None]
-        assert not missing, f"{name}: {len(missing)} runs not stored for this code version: run make results"
+        if name in sweeps.IN_PROGRESS:  # stored so far: current, and part of the sweep
+            keys = {result_key(c) for c in configs}
+            stored = {p.name for p in (RESULTS / name).iterdir()} if (RESULTS / name).is_dir() else set()
+            assert stored <= keys, f"{name}: stored runs that the sweep does not define: {stored - keys}"
+            found = [r for r in found if r is not None]
+            print(f"{name}: {len(found)} of {len(configs)} runs stored (in progress)")
+        else:
+            assert not missing, f"{name}: {len(missing)} runs not stored for this code version: run make results"
+            # one file per distinct run (two controls that fix the same learned bits are one run)
+            assert len({r["key"] for r in found}) == len({result_key(c) for c in configs})
         assert all(r["code"]["algorithm_version"] == ALGORITHM_VERSION for r in found)
         assert all(isinstance(r["run"]["machine"], dict) for r in found)  # every run says where
-        # one file per distinct run (two controls that fix the same learned bits are one run)
-        assert len({r["key"] for r in found}) == len({result_key(c) for c in configs})
 
 
 def _subset(name):
