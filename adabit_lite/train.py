@@ -81,6 +81,7 @@ from tqdm import tqdm
 
 from . import ALGORITHM_VERSION, __version__
 from . import data as data_mod
+from . import keys
 from .layers import QuantConfig, clamp_, layer_reports, quant_layers
 from .loss import BitTarget, bit_loss, bit_stats
 from .meter import learned_costs
@@ -100,20 +101,11 @@ WEIGHT_RENEWALS = ("grid", "range-ratio")
 #: event data (time axis kept) and the architectures made for them (time-preserving layers)
 EVENT_DATASETS = ("moving-digits",)
 EVENT_ARCHS = ("event-cnn",)
-#: config fields that exist for event runs only: a static run's parameters (and so its result
-#: key) leave them out, so the keys of static runs stored before they were added stay valid
-EVENT_FIELDS = ("time_average_input",)
-#: options added after results were stored: left out of a run's parameters (and so of its key)
-#: while they have their default value, so those stored keys stay valid
-LATE_FIELDS = {"bn_recalibrate": False, "weight_renewal": "grid", "dtype": "float32",
-               "project_at": None}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 OPTIMIZERS = ("sgd", "adam")
 AUGMENTS = ("default", "none", "crop-flip")
 #: default learning rates (weights, steps, bits, T) and weight decay per optimiser
 DEFAULT_LRS = {"sgd": (0.05, 0.05, 0.1, 0.1, 5e-4), "adam": (2e-3, 2e-3, 0.02, 0.02, 0.0)}
-#: config fields that say where a run executes, not what it computes: left out of the result key
-EXECUTION_FIELDS = ("device",)
 EVAL_BATCH = 500
 RESULT_FILE, CHECKPOINT_FILE, TIMING_FILE = "result.json", "checkpoint.pt", "timing.json"
 
@@ -336,25 +328,17 @@ class TrainConfig:
                                                     "momentum", "hysteresis", "bit_tolerance")})
 
     def parameters(self, world_size: int | None = None) -> dict:
-        """All fields of the validated config (what result.json records); ``EVENT_FIELDS`` only
-        for event data, ``LATE_FIELDS`` only when not at their default; ``world_size`` (default:
-        that of the running process group) only when > 1, so a data-parallel run never shares a
-        key with a single-process one."""
-        params = dataclasses.asdict(self.validated())
+        """What result.json records: the validated fields as the key schema says
+        (``keys.recorded_parameters``), with ``world_size`` (default: that of the running process
+        group) when > 1."""
+        cfg = self.validated()
         world = _dist_info()[1] if world_size is None else int(world_size)
-        if world > 1:
-            params["world_size"] = world
-        if params["dataset"] not in EVENT_DATASETS:
-            for name in EVENT_FIELDS:
-                params.pop(name)
-        for name, default in LATE_FIELDS.items():
-            if params[name] == default:
-                params.pop(name)
-        return params
+        return keys.recorded_parameters(dataclasses.asdict(cfg), cfg.dataset in EVENT_DATASETS,
+                                        world)
 
     def key_parameters(self, world_size: int | None = None) -> dict:
-        """The fields that decide the numbers (all but ``EXECUTION_FIELDS``): the result key."""
-        return {k: v for k, v in self.parameters(world_size).items() if k not in EXECUTION_FIELDS}
+        """The parameters that decide the numbers: the result key (``keys.key_parameters``)."""
+        return keys.key_parameters(self.parameters(world_size))
 
     # ------------------------------------------------------------------ parsed views
     def wst(self, which: str) -> tuple[float, float, float]:
@@ -817,7 +801,7 @@ def _finished_result(out: Path, cfg: TrainConfig, key: str) -> dict | None:
         atomic_write_json(path, stored)
         print(f"{path} was damaged: rebuilt from the run's final checkpoint", file=sys.stderr)
     wanted = cfg.key_parameters()
-    have = {k: v for k, v in stored.get("parameters", {}).items() if k not in EXECUTION_FIELDS}
+    have = keys.key_parameters(stored.get("parameters", {}))
     if stored.get("key") != key or have != wanted:
         raise RunMismatch(f"{path} holds a result of other parameters or another code version "
                           f"({_differences(have, wanted)}); use another output folder")
@@ -830,7 +814,7 @@ def _load_checkpoint(out: Path, key: str, cfg: TrainConfig, device: torch.device
         return None
     ckpt = _read_checkpoint(path, device)
     if ckpt.get("key") != key:
-        have = {k: v for k, v in ckpt.get("parameters", {}).items() if k not in EXECUTION_FIELDS}
+        have = keys.key_parameters(ckpt.get("parameters", {}))
         raise RunMismatch(f"{path} was written for other parameters or another code version "
                           f"({_differences(have, cfg.key_parameters())}); refusing to resume "
                           "from it: use another output folder or delete it")
