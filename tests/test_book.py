@@ -5,7 +5,9 @@ chapter notebook run by papermill, then jupyter-book with warnings as errors; ``
 conftest.py, shared with tests/test_ledger.py and reused when nothing it reads has changed since).
 Then every HTML page is opened: it must load, every figure must load with a non-zero size, math
 must be rendered by the local MathJax, no internal link may be broken, and no request may leave
-the machine.  A screenshot of the first chapter is saved to _build/screenshots/.  The smoke book
+the machine.  The pages must also read clean (``test_pages_read_clean``): no unrendered ``$...$``
+math outside code, no ``PosixPath`` or ``NaN`` shown, no table cell cut with "...", and nothing
+wider than the content column unless it scrolls.  A screenshot of the first chapter is saved to _build/screenshots/.  The smoke book
 goes to _build/smoke/, so it never replaces the book that ``make book`` built.
 
 Chromium: ``make test`` installs it when running as root.  If it is missing, the test fails under
@@ -106,6 +108,73 @@ def test_every_page_loads_with_figures_math_links_and_no_outside_request(book, b
     page.close()
     assert not problems, "\n".join(problems)
     assert not outside, f"requests left the machine: {sorted(set(outside))[:10]}"
+
+
+# JavaScript run on each page (after MathJax): what a reader would see as a mistake.
+CLEAN_JS = r"""() => {
+  const article = document.querySelector("article") || document.body;
+  const visible = (root, drop) => {
+    const copy = root.cloneNode(true);
+    copy.querySelectorAll(drop).forEach(e => e.remove());
+    return copy.textContent;
+  };
+  // text outside code, code cells' inputs and typeset math
+  const prose = visible(article, "pre, code, script, style, mjx-container, .math, .cell_input, .MathJax");
+  // what the chapters show a reader (printed output included), not code: cell inputs, code
+  // blocks outside cell outputs, API signatures
+  const copy = article.cloneNode(true);
+  copy.querySelectorAll("script, style, .cell_input, mjx-container, .math, .MathJax, .sig")
+    .forEach(e => e.remove());
+  copy.querySelectorAll("pre, code").forEach(e => { if (!e.closest(".cell_output")) e.remove(); });
+  const shown = copy.textContent;
+  const math = prose.match(/\$[^$\n]{1,80}\$/g) || [];
+  const cut = [...article.querySelectorAll("td, th")].map(e => e.textContent.trim())
+    .filter(t => t.endsWith("...") || t.endsWith("\u2026"));
+  const right = article.getBoundingClientRect().right + 2;
+  const wide = [];
+  for (const e of article.querySelectorAll("table, pre, img, div.output, div.cell_output, mjx-container")) {
+    if (e.getBoundingClientRect().right <= right) continue;
+    let ok = false;
+    for (let a = e.parentElement; a && a !== article.parentElement; a = a.parentElement) {
+      const ox = getComputedStyle(a).overflowX;
+      if ((ox === "auto" || ox === "scroll") && a.getBoundingClientRect().right <= right) { ok = true; break; }
+    }
+    if (!ok) wide.push(e.tagName.toLowerCase() + "." + (e.className || "") + " " + e.textContent.slice(0, 40));
+  }
+  return {math: math.slice(0, 5), n_math: math.length, posix: (shown.match(/PosixPath/g) || []).length,
+          nan: (shown.match(/\bNaN\b/g) || []).length, cut: cut.slice(0, 5), n_cut: cut.length,
+          wide: wide.slice(0, 5), n_wide: wide.length};
+}"""
+
+
+def clean_problems(page, name: str) -> list[str]:
+    """What reads wrong on the open page (``CLEAN_JS``), one line per kind of problem."""
+    if page.locator("article .math").count():
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("() => MathJax.startup.promise")
+    r = page.evaluate(CLEAN_JS)
+    out = []
+    if r["n_math"]:
+        out.append(f"{name}: {r['n_math']} unrendered $ math, e.g. {r['math']}")
+    if r["posix"]:
+        out.append(f"{name}: {r['posix']} PosixPath shown")
+    if r["nan"]:
+        out.append(f"{name}: {r['nan']} NaN shown")
+    if r["n_cut"]:
+        out.append(f"{name}: {r['n_cut']} table cells cut with '...', e.g. {r['cut']}")
+    if r["n_wide"]:
+        out.append(f"{name}: {r['n_wide']} elements wider than the column that do not scroll, e.g. {r['wide']}")
+    return out
+
+
+def test_pages_read_clean(book, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = []
+    for path in _pages(book):
+        page.goto(path.as_uri(), wait_until="load")
+        problems += clean_problems(page, path.relative_to(book).as_posix())
+    page.close()
+    assert not problems, "\n".join(problems)
 
 
 def test_screenshot_of_the_first_chapter(book, browser):
