@@ -1,6 +1,7 @@
-"""Quantizers with learnable step sizes and learnable bit widths (method.md sections 1, 2, 5, 9).
+"""Quantizers with learnable step sizes and learnable bit widths (book/method.md#method-quantizers,
+#method-bit-gradient, #method-renewal; book/definitions.md#def-quantizers).
 
-Integer ranges (section 9):
+Integer ranges (book/definitions.md#def-spike-range, #def-binary-weights):
     signed   (weights):  qmax = max(2^(B-1) - 1, 1), qmin = -qmax
     unsigned (spikes):   qmax = 2^B - 1,             qmin = 0
     B = 1 signed is binary: q = sign(u) with sign(0) = -1 (qmax_eff = 1).
