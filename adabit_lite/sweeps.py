@@ -571,7 +571,8 @@ def run(names: list[str], results: Path = RESULTS, limit: int | None = None,
                           flush=True)
                     continue
                 m = result["metrics"]
-                print(f"[{name}] {i}/{len(todo)} trained: {result['key']} acc {m['accuracy']:.2f} "
+                status = "FAILED (stored as such)" if result.get("failure") else "trained"
+                print(f"[{name}] {i}/{len(todo)} {status}: {result['key']} acc {m['accuracy']:.2f} "
                       f"W/S/T {m['wst']} {took}", flush=True)
         finally:
             if pool is not None:

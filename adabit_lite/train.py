@@ -94,7 +94,7 @@ from .results import (DamagedFile, atomic_write, atomic_write_json, find_result,
                       read_json_file, result_key)
 
 __all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "DamagedFile", "train",
-           "load_or_train", "load_trained", "result_key", "find_result", "main"]
+           "failure_line", "load_or_train", "load_trained", "result_key", "find_result", "main"]
 
 STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "fashion-mnist", "cifar10", "cifar100")
 WEIGHT_RENEWALS = ("grid", "range-ratio")
@@ -127,8 +127,8 @@ class OptionError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss (or a parameter) became NaN or infinite, or training blew up while staying finite
-    (``blew_up``); the last good checkpoint is kept."""
+    """The loss (or a parameter) became NaN or infinite; the last good checkpoint is kept.  (A run
+    that blows up while staying finite, ``blew_up``, is an outcome: stored as a failed result.)"""
 
 
 class RunMismatch(RuntimeError):
@@ -779,12 +779,13 @@ def _rebuilt_result(out: Path, cfg: TrainConfig, key: str) -> dict | None:
         ckpt = _read_checkpoint(path, "cpu")
     except DamagedFile:
         return None
-    if ckpt.get("key") != key or ckpt.get("epoch") != cfg.epochs:
+    if ckpt.get("key") != key or (ckpt.get("epoch") != cfg.epochs and not ckpt.get("failure")):
         return None
     renewal = Renewal(nn.Module(), cfg.renewal, freeze=cfg.freeze_bits)
     renewal.load_state_dict(ckpt["renewal"])
     world = ckpt["parameters"].get("world_size", 1)
-    return _result(cfg, key, list(ckpt["history"]), renewal, ckpt.get("machine"), world)
+    return _result(cfg, key, list(ckpt["history"]), renewal, ckpt.get("machine"), world,
+                   ckpt.get("failure"))
 
 
 def _finished_result(out: Path, cfg: TrainConfig, key: str) -> dict | None:
@@ -883,7 +884,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                              tol=cfg.bit_tolerance)
 
     # ---- resume
-    start, history, timing = 0, [], []
+    start, history, timing, failure = 0, [], [], None
     machine = machine_record(device, world)
     ckpt = _load_checkpoint(out, key, cfg, device) if out is not None else None
     if ckpt is not None:
@@ -898,6 +899,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
         if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), device)
         start, history, timing = ckpt["epoch"], list(ckpt["history"]), list(ckpt["timing"])
+        failure = ckpt.get("failure")  # a failed run is over: its result is rebuilt, not resumed
         if cfg.project_at is not None and start > cfg.project_at:
             freeze_all(model)  # requires_grad is not part of a state dict
         if show:
@@ -907,7 +909,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
             dist.broadcast(t.data, 0)
 
     with _deterministic(device):
-        epochs = tqdm(range(start, cfg.epochs), desc="epochs", disable=not show,
+        epochs = tqdm(range(start, cfg.epochs if failure is None else start), desc="epochs",
+                      disable=not show,
                       initial=start, total=cfg.epochs)
         for epoch in epochs:
             t0 = time.perf_counter()
@@ -960,8 +963,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
             blown = blew_up(sums[1].item() / sums[3].item(), test_acc, bundle.num_classes,
                             final=epoch == cfg.epochs - 1,
                             best_before=max((h["test_accuracy"] for h in history), default=None))
-            if blown:
-                raise _diverged(out, epoch, None, None, history, blown)
+            if blown:  # an outcome of the method, stored as such: the run ends here
+                failure = {"epoch": epoch + 1, "reason": blown}
             fired = renewal.end_epoch(epoch, bit_stats(model))
             scheduler.step()
             history.append(_epoch_record(model, epoch, lr, sums, test_acc, fired, renewal))
@@ -976,15 +979,18 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "renewal": renewal.state_dict(),
                     "history": history, "timing": timing, "machine": machine,
+                    "failure": failure,
                     "rng": {"torch": torch.get_rng_state(),
                             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda"
                             else None}}, out / CHECKPOINT_FILE)
                 atomic_write_json(out / TIMING_FILE, _timing_record(timing, device, world))
             if world > 1:
                 dist.barrier()
+            if failure is not None:
+                break
         epochs.close()
 
-    result = _result(cfg, key, history, renewal, machine, world)
+    result = _result(cfg, key, history, renewal, machine, world, failure)
     if out is not None and rank == 0:
         atomic_write_json(out / RESULT_FILE, result)
         if not keep_checkpoint:
@@ -1019,15 +1025,15 @@ def blew_up(task_loss: float, test_accuracy: float, classes: int, final: bool,
     return ""
 
 
-def _diverged(out, epoch, batch, loss, history, why: str = "") -> TrainingDiverged:
+def _diverged(out, epoch, batch, loss, history) -> TrainingDiverged:
     where = (f"the end of epoch {epoch + 1}" if batch is None else
              f"epoch {epoch + 1}, batch {batch + 1}")
     if out is not None and (out / CHECKPOINT_FILE).exists():
         kept = f"the last good checkpoint ({out / CHECKPOINT_FILE}, end of epoch {len(history)}) is kept"
     else:
         kept = "no checkpoint was written before it"
-    what = why or f"the loss is {loss} (or a parameter is not finite)"
-    return TrainingDiverged(f"training diverged at {where}: {what}; lower the learning rates; "
+    return TrainingDiverged(f"training diverged at {where}: the loss is {loss} (or a parameter is "
+                            f"not finite); lower the learning rates; "
                             f"{kept}")
 
 
@@ -1068,9 +1074,10 @@ def accuracy_drops(history: list[dict], points: float = DROP_POINTS) -> list[dic
 
 
 def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
-            machine: dict | None, world: int) -> dict:
+            machine: dict | None, world: int, failure: dict | None = None) -> dict:
     """The result file's content: built from the history and the machine record alone, so a run
-    whose last checkpoint is already final gives the same file as one that has just trained."""
+    whose last checkpoint is already final gives the same file as one that has just trained.
+    A run that failed (``blew_up``) carries ``failure``: the epoch it ended and why."""
     last = history[-1]
     device_type = "cuda" if (machine or {}).get("device", "cpu") != "cpu" else "cpu"
     return {
@@ -1092,7 +1099,18 @@ def _result(cfg: TrainConfig, key: str, history: list[dict], renewal: Renewal,
             "epochs": len(history),
             **({"bits_projected_at": cfg.project_at} if cfg.project_at is not None else {})},
         "history": history,
+        **({"failure": failure} if failure is not None else {}),
     }
+
+
+def failure_line(result: dict, out: Path | None = None) -> str:
+    """One line saying that a stored run failed, when, and why ("" for a run that did not)."""
+    failure = result.get("failure")
+    if not failure:
+        return ""
+    where = f" in {out / RESULT_FILE}" if out is not None else ""
+    return (f"the run failed at the end of epoch {failure['epoch']}: {failure['reason']}; it is "
+            f"stored{where} as a failed result (an outcome of these settings, counted as such)")
 
 
 # ============================================================================ reuse and reload
@@ -1111,7 +1129,10 @@ def load_or_train(cfg: TrainConfig, results_dir: str | os.PathLike, *, progress:
     out = Path(results_dir) / result_key(cfg)
     if verbose:
         print(f"no stored result for key {result_key(cfg)}: training into {out}")
-    return train(cfg, out, progress=progress, keep_checkpoint=keep_checkpoint)
+    result = train(cfg, out, progress=progress, keep_checkpoint=keep_checkpoint)
+    if verbose and result.get("failure"):
+        print(failure_line(result, out))
+    return result
 
 
 def load_trained(out_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
@@ -1259,6 +1280,9 @@ def main(argv: list[str] | None = None) -> int:
         if started:
             dist.destroy_process_group()
     m = result["metrics"]
+    if result.get("failure"):
+        print(f"{prog}: {failure_line(result, Path(args.out))}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(f"accuracy {m['accuracy']:.2f} %  W/S/T {m['wst']}  BB {m['bit_budget']:.2f}  "
               f"S-ACE {m['s_ace_g']:.4f} G  -> {Path(args.out) / RESULT_FILE}")

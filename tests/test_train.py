@@ -484,13 +484,22 @@ def test_a_folder_of_another_run_is_refused_with_exit_2(tiny_run, capsys):
     assert "seed" in _one_line(capsys.readouterr().err)
 
 
-def test_a_run_that_blows_up_while_finite_stops_as_diverged(tmp_path, capsys):
+def test_a_run_that_blows_up_while_finite_is_stored_as_failed(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["--out", str(out), *TINY, "--lr", "300"])
+    code = main(["--out", str(out), *TINY, "--lr", "300", "--no-progress"])
     assert code == 1
     line = _one_line(capsys.readouterr().err)
-    assert "diverged at the end of epoch 1" in line and "uniform guess" in line
-    assert not (out / "result.json").exists()
+    assert "failed at the end of epoch 1" in line and "uniform guess" in line
+    stored = json.loads((out / "result.json").read_text())
+    assert stored["failure"]["epoch"] == 1 and "uniform guess" in stored["failure"]["reason"]
+    assert stored["metrics"]["epochs"] == len(stored["history"]) == 1
+    # the stored outcome is reused, not trained again, and says again that it failed
+    assert main(["--out", str(out), *TINY, "--lr", "300", "--no-progress"]) == 1
+    assert "failed at the end of epoch 1" in capsys.readouterr().err
+    # a lost result file is rebuilt from the failed run's checkpoint, not resumed
+    (out / "result.json").unlink()
+    assert main(["--out", str(out), *TINY, "--lr", "300", "--no-progress"]) == 1
+    assert json.loads((out / "result.json").read_text()) == stored
 
 
 def test_the_blow_up_rule():

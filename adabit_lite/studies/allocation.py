@@ -70,7 +70,9 @@ def layer_bits(result: dict) -> pd.DataFrame:
 def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
                     tol: float = TOLERANCE, target: str | None = None) -> pd.DataFrame:
     """One row per group of runs (name -> stored results of one target and method, many seeds):
-    the fraction within ``tol`` of ``target`` (default: each run's own), mean flips and renewals per run, the worst and the
+    the runs that failed (``train.blew_up``: stored as outcomes, counted in every mean; the column
+    is shown only where one did), the fraction within ``tol`` of ``target`` (default: each run's
+    own), mean flips and renewals per run, the worst and the
     number of > 5-point accuracy drops, final accuracy (mean, std) and, against ``reference``,
     the Welch p-value of the accuracy difference."""
     ref = [r["metrics"]["accuracy"] for r in runs.get(reference, [])]
@@ -82,6 +84,7 @@ def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
         totals = pd.DataFrame([flip_totals(r) for r in group]).mean()
         rows.append({
             "method": name, "runs": len(group),
+            "failed": sum(bool(r.get("failure")) for r in group),
             "within target": float(np.mean([within_target(r, tol, target) for r in group])),
             "W": float(np.mean([r["metrics"]["W"] for r in group])),
             "S": float(np.mean([r["metrics"]["S"] for r in group])),
@@ -95,7 +98,10 @@ def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
             "p vs " + (reference or "-"): welch(acc, ref) if reference and name != reference
             else math.nan,
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if "failed" in table and not table["failed"].any():
+        table = table.drop(columns="failed")  # shown only where a run failed
+    return table
 
 
 def comparison_table(runs: dict[str, list[dict]], reference: str | None = "U-quant",
