@@ -405,10 +405,13 @@ def fashion_seeds(target: str) -> tuple[int, ...]:
     return FASHION_SEEDS.get(target, DEFAULT_SEEDS)
 
 
-def fashion_method(method: str, target: str, seed: int) -> list[TrainConfig]:
+def fashion_method(method: str, target: str, seed: int, base: dict | None = None
+                   ) -> list[TrainConfig]:
     """The run(s) of ``method`` at ``target`` for one seed on the Fashion-MNIST stage (U-quant at a
-    fractional target: one run per nearest uniform setting)."""
-    lbw = TrainConfig(**fashion_base(*FASHION_CANDIDATES[0]), target=target, seed=seed)
+    fractional target: one run per nearest uniform setting).  ``base``: other TrainConfig fields
+    than the stage's (a chapter's quick settings)."""
+    base = fashion_base(*FASHION_CANDIDATES[0]) if base is None else base
+    lbw = TrainConfig(**base, target=target, seed=seed)
     if method == "U-quant":
         return [dataclasses.replace(lbw, target=u).uquant()
                 for u in FASHION_NEAREST_UNIFORM.get(target, (target,))]
@@ -420,12 +423,15 @@ def fashion_method(method: str, target: str, seed: int) -> list[TrainConfig]:
              }[method]]
 
 
-def fashion_groups(results: Path = RESULTS) -> dict[str, dict[str, list[TrainConfig]]]:
+def fashion_groups(results: Path = RESULTS, targets=FASHION_TARGETS, seeds: dict | None = None,
+                   base: dict | None = None) -> dict[str, dict[str, list[TrainConfig]]]:
     """The stage's runs by target and method (``FASHION_METHODS``), seeds in order; "control of M"
-    fixes the bits of each stored run of method M (``FASHION_CONTROLLED``)."""
+    fixes the bits of each stored run of method M (``FASHION_CONTROLLED``).  ``seeds`` (target ->
+    seeds) and ``base`` (TrainConfig fields) replace the stage's for a chapter's quick settings."""
     groups = {}
-    for target in FASHION_TARGETS:
-        group = {m: [c for s in fashion_seeds(target) for c in fashion_method(m, target, s)]
+    for target in targets:
+        chosen = (seeds or {}).get(target, fashion_seeds(target))
+        group = {m: [c for s in chosen for c in fashion_method(m, target, s, base)]
                  for m in FASHION_METHODS[target]}
         for m in FASHION_CONTROLLED.get(target, ()):
             group[f"control of {m}"] = [

@@ -964,7 +964,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                             final=epoch == cfg.epochs - 1,
                             best_before=max((h["test_accuracy"] for h in history), default=None))
             if blown:  # an outcome of the method, stored as such: the run ends here
-                failure = {"epoch": epoch + 1, "reason": blown}
+                failure = {"epoch": epoch + 1, "reason": blown,
+                           "steps_at_floor": steps_at_floor(model)}
             fired = renewal.end_epoch(epoch, bit_stats(model))
             scheduler.step()
             history.append(_epoch_record(model, epoch, lr, sums, test_acc, fired, renewal))
@@ -1023,6 +1024,14 @@ def blew_up(task_loss: float, test_accuracy: float, classes: int, final: bool,
         return (f"the network collapsed: after training the test accuracy is {test_accuracy:.2f} %, "
                 f"at chance ({chance:.0f} %), after {best_before:.2f} % in an earlier epoch")
     return ""
+
+
+def steps_at_floor(model: nn.Module) -> list[str]:
+    """The quantizers whose step (S_q or Vth1) the clamp holds at its floor, the smallest positive
+    float: such a quantizer maps every input to 0 (a weight step there zeroes its layer's weights,
+    and the network behind it goes silent), the usual cause of a collapse."""
+    return [name or "model" for name, m in model.named_modules() if isinstance(m, StepQuantizer)
+            and bool((m.step.detach() <= torch.finfo(m.step.dtype).tiny).any())]
 
 
 def _diverged(out, epoch, batch, loss, history) -> TrainingDiverged:
@@ -1109,8 +1118,11 @@ def failure_line(result: dict, out: Path | None = None) -> str:
     if not failure:
         return ""
     where = f" in {out / RESULT_FILE}" if out is not None else ""
-    return (f"the run failed at the end of epoch {failure['epoch']}: {failure['reason']}; it is "
-            f"stored{where} as a failed result (an outcome of these settings, counted as such)")
+    dead = failure.get("steps_at_floor")
+    cause = f" (steps at their floor, every value quantized to 0: {', '.join(dead)})" if dead else ""
+    return (f"the run failed at the end of epoch {failure['epoch']}: {failure['reason']}{cause}; "
+            f"it is stored{where} as a failed result (an outcome of these settings, counted as "
+            "such)")
 
 
 # ============================================================================ reuse and reload

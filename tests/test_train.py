@@ -525,3 +525,17 @@ def test_a_result_records_the_machine_it_ran_on(reference):
     assert machine["threads"] == 1 and machine["world_size"] == 1 and machine["device"] == "cpu"
     assert results_mod.same_machine(machine, results_mod.machine_record("cpu", 1, 1))
     assert not results_mod.same_machine({**machine, "cpu_capability": "AVX2"}, machine)
+
+
+def test_a_step_at_its_floor_is_named_as_the_cause_of_a_collapse():
+    from adabit_lite.layers import quant_layers
+    model = train_mod.build(small(), {"in_channels": 1, "image_size": [8, 8], "num_classes": 10})
+    assert train_mod.steps_at_floor(model) == []
+    stem = next(m for _, m in quant_layers(model, include_stem=True) if m.stem)
+    with torch.no_grad():
+        stem.wq.step.fill_(-1.0)
+    train_mod.clamp_(model)  # after an optimiser step a negative step is held at the floor
+    assert [n.split(".")[-1] for n in train_mod.steps_at_floor(model)] == ["wq"]
+    line = train_mod.failure_line({"failure": {"epoch": 6, "reason": "the network collapsed",
+                                               "steps_at_floor": ["stem.0.wq"]}})
+    assert "steps at their floor" in line and "stem.0.wq" in line
