@@ -412,14 +412,19 @@ def fashion_method(method: str, target: str, seed: int, base: dict | None = None
     than the stage's (a chapter's quick settings)."""
     base = fashion_base(*FASHION_CANDIDATES[0]) if base is None else base
     lbw = TrainConfig(**base, target=target, seed=seed)
+    epochs = lbw.epochs  # quick settings project after the same share of training (at least 1)
+    at = FASHION_PROJECT_AT if epochs == FASHION_EPOCHS else \
+        max(1, min(epochs - 1, round(epochs * FASHION_PROJECT_AT / FASHION_EPOCHS)))
     if method == "U-quant":
         return [dataclasses.replace(lbw, target=u).uquant()
                 for u in FASHION_NEAREST_UNIFORM.get(target, (target,))]
     if method == "full precision":
         return [lbw.full_precision_baseline()]
     return [{"LBW": dataclasses.replace(lbw, renewal="none"), "LBW + renewal": lbw,
-             "LBW + renewal + projection": dataclasses.replace(lbw, **FASHION_REMEDY),
-             f"{CHOSEN_REMEDY} + projection": dataclasses.replace(lbw, **FASHION_STABLE_REMEDY),
+             "LBW + renewal + projection": dataclasses.replace(lbw, **{**FASHION_REMEDY,
+                                                                  "project_at": at}),
+             f"{CHOSEN_REMEDY} + projection": dataclasses.replace(
+                 lbw, **{**FASHION_STABLE_REMEDY, "project_at": at}),
              }[method]]
 
 

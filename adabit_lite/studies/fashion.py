@@ -1,0 +1,311 @@
+"""The Fashion-MNIST stage (chapter 5): its stored runs, how they land on their targets, and what
+they say about the paper's statements.
+
+The stage (``sweeps.fashion_groups``): ResNet-8 (nine learned layers) on a 12,000-image training
+subset of Fashion-MNIST, 10 epochs.  A run "lands" on its target at ``tol`` when its final mean W,
+S and T are each within ``tol`` of the target's (``allocation.within_target``); the chapter reports
+``COARSE`` (0.3, the small stage's band) and ``FINE`` (0.1: with nine layers the reachable means
+are fine-grained, so a method that stops at the edge of the coarse band shows here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .. import sweeps
+from ..results import find_result, result_key
+from ..train import load_or_train
+from . import allocation as al
+
+SWEEP, CONTROL_SWEEP = "fashion-allocation", "fashion-control"
+COARSE, FINE = al.TOLERANCE, 0.1
+PAPER_RULE = "LBW + renewal"  # the paper's method, unchanged
+
+
+@dataclass
+class Stage:
+    """Stored results by target and method (U-quant at a fractional target: one group per uniform
+    setting, named "U-quant W/S/T"), and how many of the wanted runs are stored."""
+
+    groups: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    wanted: int = 0
+    found: int = 0
+
+
+def _split_uquant(target: str, method: str, results: list[dict]) -> dict[str, list[dict]]:
+    if method != "U-quant" or target not in sweeps.FASHION_NEAREST_UNIFORM:
+        return {method: results}
+    return {f"U-quant {u}": [r for r in results if r["parameters"]["target"] == u]
+            for u in sweeps.FASHION_NEAREST_UNIFORM[target]}
+
+
+def load(results_dir: str | Path = sweeps.RESULTS, train_missing: bool = False,
+         targets=sweeps.FASHION_TARGETS, seeds: dict | None = None,
+         base: dict | None = None) -> Stage:
+    """The stage's stored runs (``train_missing``: train and store the missing ones first, the
+    learned runs before the controls that copy their bits).  ``seeds`` and ``base`` as in
+    ``sweeps.fashion_groups`` (a chapter's quick settings)."""
+    root = Path(results_dir)
+
+    def get(sweep, cfg):
+        found = find_result(root / sweep, cfg)
+        if found is None and train_missing:
+            found = load_or_train(cfg, root / sweep, progress=False, verbose=False)
+        return found
+
+    if train_missing:
+        for methods in sweeps.fashion_groups(root, targets, seeds, base).values():
+            for method, cfgs in methods.items():
+                if not method.startswith("control of "):
+                    for cfg in cfgs:
+                        get(SWEEP, cfg)
+    stage, wanted, found, unbuilt = Stage(), set(), set(), 0
+    for target, methods in sweeps.fashion_groups(root, targets, seeds, base).items():
+        stage.groups[target] = {}
+        for method, cfgs in methods.items():
+            sweep = CONTROL_SWEEP if method.startswith("control of ") else SWEEP
+            got = [r for c in cfgs if (r := get(sweep, c)) is not None]
+            wanted |= {result_key(c) for c in cfgs}
+            found |= {r["key"] for r in got}
+            stage.groups[target].update(_split_uquant(target, method, got))
+        for m in sweeps.FASHION_CONTROLLED.get(target, ()):  # a learned run not yet stored has
+            unbuilt += len(methods[m]) - len(methods[f"control of {m}"])  # a control still to come
+    stage.wanted, stage.found = len(wanted) + unbuilt, len(found)
+    return stage
+
+
+def landing_table(methods: dict[str, list[dict]], target: str) -> pd.DataFrame:
+    """``allocation.comparison_table`` of one target (every row judged against ``target``), with
+    the share of runs within ``FINE`` beside the share within ``COARSE``.  Welch p against U-quant
+    where the target is uniform, else against the paper's rule."""
+    methods = {m: runs for m, runs in methods.items() if runs}
+    reference = "U-quant" if "U-quant" in methods else PAPER_RULE
+    table = al.comparison_table(methods, reference=reference, target=target, tol=COARSE)
+    fine = al.stability_table(methods, tol=FINE, target=target).set_index("method")
+    table.insert(table.columns.get_loc("within target") + 1, "within 0.1",
+                 table["method"].map(fine["within target"]))
+    table = table.rename(columns={"within target": "within 0.3"})
+    uquant = [m for m in methods if m.startswith("U-quant")]
+    for column in ("within 0.3", "within 0.1"):  # a uniform setting is on its own target only
+        table.loc[table["method"].isin(uquant) & (len(uquant) > 1), column] = math.nan
+    return table
+
+
+def difference(methods: dict[str, list[dict]], a: str, b: str) -> dict | None:
+    """Mean final accuracy of ``a`` minus ``b`` over their stored seeds, with the Welch p-value and
+    the seed counts (None while either has no stored run)."""
+    ra, rb = methods.get(a, []), methods.get(b, [])
+    if not ra or not rb:
+        return None
+    acc_a = [r["metrics"]["accuracy"] for r in ra]
+    acc_b = [r["metrics"]["accuracy"] for r in rb]
+    return {"a": a, "b": b, "difference": float(np.mean(acc_a) - np.mean(acc_b)),
+            "p": al.welch(acc_a, acc_b), "runs a": len(ra), "runs b": len(rb),
+            "failed a": sum(bool(r.get("failure")) for r in ra),
+            "failed b": sum(bool(r.get("failure")) for r in rb)}
+
+
+def difference_sentence(d: dict | None, alpha: float = 0.05) -> str:
+    """One sentence for a ``difference``: which is ahead, by how much, whether it is significant."""
+    if d is None:
+        return "not enough stored runs to compare"
+    sig = (f"significant (Welch p = {d['p']:.3f})" if d["p"] < alpha else
+           f"not significant (Welch p = {d['p']:.2f})") if not math.isnan(d["p"]) else \
+        "untested (too few runs)"
+    failed = "".join(f"; {d[f'failed {s}']} of {d[f'runs {s}']} {d[s]} runs collapsed"
+                     for s in ("a", "b") if d[f"failed {s}"])
+    return (f"{d['a']} {'+' if d['difference'] >= 0 else '-'}{abs(d['difference']):.2f} points "
+            f"against {d['b']} ({d['runs a']} and {d['runs b']} seeds), {sig}{failed}")
+
+
+def settling(runs: list[dict], target: str, tol: float = COARSE) -> dict:
+    """When the means settle (``allocation.settle_epoch``): runs, how many settle, the median epoch
+    and its share of training (the paper: within the first eighth)."""
+    epochs = [al.settle_epoch(r, tol, target) for r in runs]
+    settled = [e for e in epochs if e is not None]
+    total = runs[0]["parameters"]["epochs"] if runs else 0
+    median = float(np.median(settled)) if settled else math.nan
+    return {"runs": len(runs), "settled": len(settled), "median epoch": median,
+            "share of training": median / total if settled else math.nan}
+
+
+def layer_pattern(layers: pd.DataFrame) -> dict:
+    """Figure 4's pattern on ``allocation.mean_layer_bits``: the rank correlation (Spearman) of
+    each layer's weight count with its mean Bw and of its input features with its mean Bs (the
+    paper: large layers get fewer bits, so negative), and the first and last layers' Bw and Bs
+    against the mean of the layers between them (the paper: they keep more)."""
+    rho_w = stats.spearmanr(layers["weights"], layers["Bw"]).statistic
+    rho_s = stats.spearmanr(layers["in_features"], layers["Bs"]).statistic
+    inner = layers.iloc[1:-1]
+    return {"rho weights-Bw": float(rho_w), "rho features-Bs": float(rho_s),
+            "first Bw - inner": float(layers["Bw"].iloc[0] - inner["Bw"].mean()),
+            "last Bw - inner": float(layers["Bw"].iloc[-1] - inner["Bw"].mean()),
+            "first Bs - inner": float(layers["Bs"].iloc[0] - inner["Bs"].mean()),
+            "last Bs - inner": float(layers["Bs"].iloc[-1] - inner["Bs"].mean())}
+
+
+def failures(stage: Stage) -> pd.DataFrame:
+    """One row per stored run that failed (``train.blew_up``): target, method, seed, the epoch it
+    ended, why, and the quantizers whose step sat at its floor."""
+    rows = []
+    for target, methods in stage.groups.items():
+        for method, runs in methods.items():
+            for r in runs:
+                if r.get("failure"):
+                    f = r["failure"]
+                    rows.append({"target": target, "method": method, "seed": r["parameters"]["seed"],
+                                 "epoch": f["epoch"], "reason": f["reason"].split(":")[0],
+                                 "steps at floor": ", ".join(f.get("steps_at_floor", [])) or "-"})
+    columns = ["target", "method", "seed", "epoch", "reason", "steps at floor"]
+    return pd.DataFrame(rows, columns=columns).drop_duplicates(["method", "seed", "epoch"])
+
+
+def load_small(results_dir: str | Path = sweeps.RESULTS, targets=sweeps.ALLOCATION_TARGETS
+               ) -> dict[str, dict[str, list[dict]]]:
+    """The small stage's stored runs (chapter 5a's sweep) by target and method."""
+    root = Path(results_dir)
+    return {target: {m: [r for c in cfgs if (r := find_result(
+        root / ("allocation-control" if m == "control" else "allocation"), c)) is not None]
+        for m, cfgs in methods.items()}
+        for target, methods in sweeps.allocation_groups(root, targets=targets).items()}
+
+
+PAPER_COLUMNS = {"U-quant": "uquant", "LBW": "lbw", PAPER_RULE: "act_renew"}
+
+
+def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.DataFrame:
+    """Per target: the paper's accuracy of U-quant, LBW and LBW + renewal (``paper_table``: its
+    ablation table by target) beside the mean (std, seeds) on the small stage and on this one,
+    and each one's LBW + renewal minus U-quant."""
+    rows = []
+    for target in stage.groups:
+        row = {"target": target}
+        if target in paper_table.index:
+            p = paper_table.loc[target]
+            row.update({f"paper: {m}": float(p[c]) for m, c in PAPER_COLUMNS.items()})
+            row["paper: gain"] = float(p["act_renew"]) - float(p["uquant"])
+        for name, groups in (("small stage", small.get(target, {})),
+                             ("Fashion stage", stage.groups[target])):
+            for m in PAPER_COLUMNS:
+                acc = [r["metrics"]["accuracy"] for r in groups.get(m, [])]
+                if acc:
+                    std = f" +- {np.std(acc, ddof=1):.2f}" if len(acc) > 1 else ""
+                    row[f"{name}: {m}"] = f"{np.mean(acc):.2f}{std} ({len(acc)})"
+            d = difference(groups, PAPER_RULE, "U-quant")
+            if d is not None:
+                row[f"{name}: gain"] = d["difference"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def check_parameters(targets, seeds, quick) -> None:
+    """The chapter's parameters, or one-line ValueError naming the bad one."""
+    if targets is not None and (not isinstance(targets, (list, tuple)) or not targets
+                                or any(t not in sweeps.FASHION_TARGETS for t in targets)):
+        raise ValueError(f"parameter targets must be None or a list of "
+                         f"{', '.join(sweeps.FASHION_TARGETS)}, got {targets!r}")
+    if seeds is not None and (not isinstance(seeds, (list, tuple)) or not seeds or any(
+            not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds)):
+        raise ValueError(f"parameter seeds must be None or a list of integers >= 0, got {seeds!r}")
+    if quick is not None:
+        from ..train import OptionError, TrainConfig
+        if not isinstance(quick, dict):
+            raise ValueError(f"parameter quick must be None or a mapping of run settings, got "
+                             f"{quick!r}")
+        try:
+            TrainConfig(**{**sweeps.fashion_base(*sweeps.FASHION_CANDIDATES[0]), **quick}).validated()
+        except TypeError as err:
+            raise ValueError(f"parameter quick: {err}") from None
+        except OptionError as err:
+            raise ValueError(f"parameter quick: {err.line()}") from None
+
+
+def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + projection")):
+    """The paper's Figure 3 on this stage: per target, the seeds' mean W and S at the end of each
+    epoch (band: one standard deviation) for ``methods``, the target dashed."""
+    from .. import plotting
+
+    targets = [t for t, g in stage.groups.items() if any(g.get(m) for m in methods)]
+    fig, axes = plotting.figure(ncols=max(len(targets), 1), figsize=(2.6 * max(len(targets), 1) + 1, 3.0),
+                                sharey=True)
+    axes = np.atleast_1d(axes)
+    styles = {"W": "-", "S": ":"}
+    for ax, target in zip(axes, targets):
+        for color, method in zip(("#1f77b4", "#d62728"), methods):
+            runs = stage.groups[target].get(method, [])
+            if not runs:
+                continue
+            h = al.mean_history(runs)
+            for key in "WS":
+                ax.plot(h["epoch"], h[f"{key} mean"], styles[key], color=color, lw=1.4,
+                        label=f"{key}, {method.replace(PAPER_RULE, 'paper rule')}")
+                ax.fill_between(h["epoch"], h[f"{key} mean"] - h[f"{key} std"].fillna(0),
+                                h[f"{key} mean"] + h[f"{key} std"].fillna(0), color=color,
+                                alpha=0.12)
+        for value in {float(v) for v in target.split("/")[:2]}:
+            ax.axhline(value, color="0.3", ls="--", lw=0.8)
+        ax.set_title(f"target {target}")
+        ax.set_xlabel("epoch")
+    axes[0].set_ylabel("mean bits")
+    axes[-1].legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def plot_layer_bits(layers: pd.DataFrame, title: str):
+    """The paper's Figure 4 on this stage: each learned layer's mean Bw and Bs over seeds (bars
+    span the smallest and largest), the layers labelled with their weight counts."""
+    from .. import plotting
+
+    fig, ax = plotting.figure(figsize=(7.5, 3.2))
+    x = np.arange(len(layers))
+    for off, key, color in ((-0.2, "Bw", plotting.COLORS["lbw"]),
+                            (0.2, "Bs", plotting.COLORS["lbw_renew"])):
+        err = [layers[key] - layers[f"{key}_min"], layers[f"{key}_max"] - layers[key]]
+        ax.bar(x + off, layers[key], width=0.4, color=color, yerr=err, capsize=3, label=key)
+    ax.set_xticks(x, [f"{i + 1}\n{w:,} w" for i, w in enumerate(layers["weights"])], fontsize=8)
+    ax.set_xlabel("learned layer, in order (weights)")
+    ax.set_ylabel("learned bits")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def settling_table(stage: Stage, method: str = PAPER_RULE) -> pd.DataFrame:
+    """``settling`` of ``method`` at every target, one row each."""
+    return pd.DataFrame([{"target": t, **settling(m.get(method, []), t)}
+                         for t, m in stage.groups.items()])
+
+
+def figure3_verdict(settle: pd.DataFrame) -> str:
+    """Figure 3's statement (the reduction happens within the paper's share of training) against
+    the settling epochs of ``settling_table``."""
+    from ..paper import paper_statements
+
+    paper = paper_statements().loc["fig3_bit_reduction", "number"] / 100
+    shares = settle.loc[settle["settled"] > 0, "share of training"]
+    if shares.empty:
+        return "Against Figure 3: no stored run settled within 0.3 of its target."
+    verdict = "as the paper says" if shares.max() <= paper else "later than the paper says"
+    return (f"Against Figure 3: the paper's rule settles within 0.3 of its target after "
+            f"{shares.min():.0%} to {shares.max():.0%} of training (median epoch per target), "
+            f"{verdict} (the first {paper:.1%}).")
+
+
+def figure4_verdict(pattern: dict) -> str:
+    """Figure 4's statements against a ``layer_pattern``."""
+    def sign(x, more="more", fewer="fewer"):
+        return f"{abs(x):.2f} bits {more if x > 0 else fewer}" if abs(x) >= 0.005 else "the same"
+    larger = ("larger layers get fewer weight bits, as in the paper" if pattern["rho weights-Bw"] < 0
+              else "larger layers do not get fewer weight bits, unlike the paper")
+    return (f"Against Figure 4: rank correlation of weight count with Bw "
+            f"{pattern['rho weights-Bw']:+.2f}, of input features with Bs "
+            f"{pattern['rho features-Bs']:+.2f}: {larger}. The first layer has "
+            f"{sign(pattern['first Bw - inner'])} Bw and {sign(pattern['first Bs - inner'])} Bs "
+            f"than the layers between; the last (the fc) {sign(pattern['last Bw - inner'])} Bw "
+            f"and {sign(pattern['last Bs - inner'])} Bs.")
