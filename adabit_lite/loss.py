@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .layers import quant_layers
+from .wst import parse_wst
 
 
 @dataclass
@@ -84,13 +85,7 @@ class BitTarget:
     @classmethod
     def parse(cls, wst: str, **coefficients) -> "BitTarget":
         """From a string "W/S/T", e.g. "1.5/1.5/1"."""
-        try:
-            w, s, t = (float(v) for v in wst.split("/"))
-        except ValueError:
-            raise ValueError(f"W/S/T must look like '2/2/1' (three numbers >= 1), got {wst!r}") from None
-        if min(w, s, t) < 1:
-            raise ValueError(f"W/S/T values must be >= 1, got {wst!r}")
-        return cls(w, s, t, **coefficients)
+        return cls(*parse_wst(wst), **coefficients)
 
 
 def bit_loss(stats: BitStats, target: BitTarget) -> torch.Tensor:

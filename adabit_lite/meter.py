@@ -95,6 +95,7 @@ from .bits import LearnableInt
 from .layers import LayerReport, QLinear, QuantConfig, QuantLayer, shape_only
 from .neuron import SpikingNeuron
 from .quant import StepQuantizer
+from .wst import parse_wst as _parse_wst
 
 CONVENTIONS = ("uniform", "learned")
 
@@ -365,12 +366,8 @@ def meter_model(model: nn.Module, input_shape: tuple[int, int, int] | None = Non
 
 # ---------------------------------------------------------------------- architectures, files
 def parse_wst(text: str) -> tuple[int, int, int]:
-    """'W/S/T' -> (W, S, T), three integers >= 1."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not m or min(int(g) for g in m.groups()) < 1:
-        raise ValueError("W/S/T must be three integers >= 1 written W/S/T (e.g. 4/4/2), "
-                         f"got {text!r}")
-    return tuple(int(g) for g in m.groups())
+    """'W/S/T' -> (W, S, T), three integers >= 1 (``wst.parse_wst``)."""
+    return _parse_wst(text, integers=True)
 
 
 def parse_input(text: str) -> tuple[int, int]:

@@ -89,6 +89,7 @@ from .models import MODEL_NAMES, MODELS, build_model
 from .neuron import SpikingNeuron
 from .projection import freeze_all, project_model
 from .quant import FIRING_MODES, StepQuantizer, WeightQuantizer
+from .wst import format_wst, parse_wst
 from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
 from .results import (DamagedFile, atomic_write, atomic_write_json, find_result, machine_record,
                       read_json_file, result_key)
@@ -231,7 +232,7 @@ class TrainConfig:
         learning and so no renewal.  ``cfg.fixed()`` is the U-quant baseline."""
         option = "target" if wst is None else "init"
         wst = self.target if wst is None else wst
-        wst = _format_wst(_parse_wst(option, wst, integers=True))  # fixed bits are integers
+        wst = format_wst(_parse_wst(option, wst, integers=True))  # fixed bits are integers
         return dataclasses.replace(self, init=wst, target=wst, learn_w=False, learn_s=False,
                                    learn_T=False, renewal="none")
 
@@ -285,7 +286,7 @@ class TrainConfig:
             v.bool(name)
         _check_event_options(self)
         layer_bits = _canonical_pairs("layer_bits", self.layer_bits,
-                                      lambda s: _format_wst(_parse_wst("layer_bits", s, True)))
+                                      lambda s: format_wst(_parse_wst("layer_bits", s, True)))
         for name in ("lam_w", "lam_s", "lam_T"):
             v.float(name, 0.0)
         v.choice("renewal", VARIANTS)
@@ -318,8 +319,8 @@ class TrainConfig:
             return float(default if value is None else value)
 
         return dataclasses.replace(
-            self, data_options=_format_pairs(data_options), init=_format_wst(init),
-            target=_format_wst(target), layer_bits=_format_pairs(layer_bits),
+            self, data_options=_format_pairs(data_options), init=format_wst(init),
+            target=format_wst(target), layer_bits=_format_pairs(layer_bits),
             lr=pick(self.lr, lr), lr_step=pick(self.lr_step, lr_step),
             lr_bits=pick(self.lr_bits, lr_bits), lr_T=pick(self.lr_T, lr_T),
             weight_decay=pick(self.weight_decay, wd),
@@ -430,20 +431,13 @@ def _check_frames(cfg: TrainConfig, frames: int) -> None:
 
 
 def _parse_wst(option: str, value, integers: bool) -> tuple:
-    accepted = ("W/S/T, three integers >= 1, e.g. 4/4/2" if integers else
-                "W/S/T, three numbers >= 1, e.g. 1.5/1.5/1")
+    """``wst.parse_wst``, its error as the OptionError of ``option``."""
     try:
-        parts = [float(p) for p in str(value).split("/")]
+        return parse_wst(value, integers)
     except ValueError:
-        parts = []
-    if (not isinstance(value, str) or len(parts) != 3 or not all(math.isfinite(p) for p in parts)
-            or min(parts) < 1 or (integers and any(p != int(p) for p in parts))):
-        raise OptionError(option, accepted, value)
-    return tuple(int(p) for p in parts) if integers else tuple(parts)
-
-
-def _format_wst(values) -> str:
-    return "/".join(f"{v:g}" for v in values)
+        accepted = ("W/S/T, three integers >= 1, e.g. 4/4/2" if integers else
+                    "W/S/T, three numbers >= 1, e.g. 1.5/1.5/1")
+        raise OptionError(option, accepted, value) from None
 
 
 def _parse_scalar(text: str):

@@ -14,19 +14,20 @@ import numpy as np
 import pandas as pd
 
 from ..reproduce import welch
+from ..wst import parse_wst
 
 TOLERANCE = 0.3
 
 
 def target_of(result: dict) -> tuple[float, float, float]:
-    return tuple(float(v) for v in result["parameters"]["target"].split("/"))
+    return parse_wst(result["parameters"]["target"])
 
 
 def within_target(result: dict, tol: float = TOLERANCE, target: str | None = None) -> bool:
     """Final mean W, S and T each within ``tol`` of ``target`` ("W/S/T"; default: the run's own
     target, which for a control or U-quant run is its fixed bits)."""
     m = result["metrics"]
-    wanted = target_of(result) if target is None else [float(v) for v in target.split("/")]
+    wanted = target_of(result) if target is None else parse_wst(target)
     return all(abs(m[k] - t) <= tol for k, t in zip("WST", wanted))
 
 
@@ -130,7 +131,7 @@ def comparison_table(runs: dict[str, list[dict]], reference: str | None = "U-qua
 def settle_epoch(result: dict, tol: float = TOLERANCE, target: str | None = None) -> int | None:
     """The first epoch (1-based) from which the end-of-epoch means W, S and T stay within ``tol``
     of ``target`` (default: the run's own) until the end; None if the last epoch is not."""
-    wanted = target_of(result) if target is None else [float(v) for v in target.split("/")]
+    wanted = target_of(result) if target is None else parse_wst(target)
     inside = [all(abs(h[k] - t) <= tol for k, t in zip("WST", wanted)) for h in result["history"]]
     if not inside or not inside[-1]:
         return None

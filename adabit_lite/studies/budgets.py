@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..wst import parse_wst
 from .allocation import welch
 
 SPIKES_VS_STEPS = "spike bits vs time steps (same W)"
@@ -37,14 +38,8 @@ MAX_BUDGET = 256
 
 # ------------------------------------------------------------------ splits and budgets
 def parse_split(text) -> tuple[int, int, int]:
-    """``"W/S/T"`` -> (W, S, T), three integers >= 1 (ValueError otherwise)."""
-    try:
-        parts = [int(p) for p in str(text).split("/")]
-    except ValueError:
-        parts = []
-    if not isinstance(text, str) or len(parts) != 3 or min(parts) < 1:
-        raise ValueError(f"{text!r} is not a split W/S/T of three integers >= 1")
-    return parts[0], parts[1], parts[2]
+    """``"W/S/T"`` -> (W, S, T), three integers >= 1 (``wst.parse_wst``; ValueError otherwise)."""
+    return parse_wst(text, integers=True)
 
 
 def budget_problem(budgets, known: dict | None = None) -> str | None:

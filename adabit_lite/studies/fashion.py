@@ -21,6 +21,7 @@ from scipy import stats
 from .. import sweeps
 from ..results import find_result, result_key
 from ..train import load_or_train
+from ..wst import parse_wst
 from . import allocation as al
 
 SWEEP, CONTROL_SWEEP = "fashion-allocation", "fashion-control"
@@ -248,7 +249,7 @@ def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + proj
                 ax.fill_between(h["epoch"], h[f"{key} mean"] - h[f"{key} std"].fillna(0),
                                 h[f"{key} mean"] + h[f"{key} std"].fillna(0), color=color,
                                 alpha=0.12)
-        for value in {float(v) for v in target.split("/")[:2]}:
+        for value in set(parse_wst(target)[:2]):
             ax.axhline(value, color="0.3", ls="--", lw=0.8)
         ax.set_title(f"target {target}")
         ax.set_xlabel("epoch")
