@@ -70,7 +70,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -89,10 +89,10 @@ from .models import MODEL_NAMES, MODELS, build_model
 from .neuron import SpikingNeuron
 from .projection import freeze_all, project_model
 from .quant import FIRING_MODES, StepQuantizer, WeightQuantizer
-from .wst import format_wst, parse_wst
 from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
 from .results import (DamagedFile, atomic_write, atomic_write_json, find_result, machine_record,
                       read_json_file, result_key)
+from .wst import format_wst, parse_wst
 
 __all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "DamagedFile", "train",
            "failure_line", "load_or_train", "load_trained", "result_key", "find_result", "main"]
@@ -817,6 +817,34 @@ def _load_checkpoint(out: Path, key: str, cfg: TrainConfig, device: torch.device
 
 
 # ============================================================================ the loop
+@dataclass
+class _Run:
+    """Everything one training run works on, built by ``_setup`` before any file is written."""
+
+    cfg: TrainConfig
+    key: str
+    device: torch.device
+    rank: int
+    world: int
+    bundle: Any
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    augment: str
+    spec: dict
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    renewal: Renewal
+    target: BitTarget
+    start: int = 0
+    history: list = field(default_factory=list)
+    timing: list = field(default_factory=list)
+    failure: dict | None = None
+    machine: dict | None = None
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progress: bool = True,
           keep_checkpoint: bool = True,
           on_batch: Callable[[int, int, nn.Module], None] | None = None) -> dict:
@@ -827,7 +855,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
     or checkpoint of other parameters raises ``RunMismatch``.  ``keep_checkpoint=False`` deletes
     the checkpoint once the result is written.  ``on_batch(epoch, batch, model)`` is called
     before every training batch (tests use it to interrupt a run or to inject a NaN).
-    Raises ``OptionError`` (bad option, nothing written) or ``TrainingDiverged``.
+    Raises ``OptionError`` (bad option, nothing written) or ``TrainingDiverged``.  A run that
+    blows up while finite (``blew_up``) ends there and its result carries ``failure``.
     """
     cfg = cfg.validated()
     key = result_key(cfg)
@@ -845,7 +874,40 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                       file=sys.stderr)
             return finished
 
-    # ---- data and model (any bad option raises here, before a file is written)
+    run = _setup(cfg, key, device, rank, world)
+    _resume(run, out, show)
+    with _deterministic(device):
+        epochs = tqdm(range(run.start, cfg.epochs if run.failure is None else run.start),
+                      desc="epochs", disable=not show, initial=run.start, total=cfg.epochs)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            lr = run.optimizer.param_groups[0]["lr"]
+            sums = _train_epoch(run, epoch, out, show, on_batch)
+            _finish_epoch(run, epoch, lr, sums, out)
+            run.timing.append(time.perf_counter() - t0)
+            epochs.set_postfix(acc=f"{run.history[-1]['test_accuracy']:.2f}",
+                               wst=run.history[-1]["wst"], refresh=False)
+            if out is not None and rank == 0:
+                _save_checkpoint(run, out)
+            if world > 1:
+                dist.barrier()
+            if run.failure is not None:
+                break
+        epochs.close()
+
+    result = _result(cfg, key, run.history, run.renewal, run.machine, world, run.failure)
+    if out is not None and rank == 0:
+        atomic_write_json(out / RESULT_FILE, result)
+        if not keep_checkpoint:
+            (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    if world > 1:
+        dist.barrier()
+    return result
+
+
+def _setup(cfg: TrainConfig, key: str, device: torch.device, rank: int, world: int) -> _Run:
+    """Data, model, optimiser, schedule, renewal policy and bit target of a run (any bad option
+    raises here, before a file is written)."""
     try:
         bundle = data_mod.make_dataset(cfg.dataset, seed=cfg.split_seed, **cfg.dataset_options())
     except ValueError as err:
@@ -876,123 +938,117 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, progres
                       renewal_limit=cfg.renewal_limit)
     target = BitTarget.parse(cfg.target, lam_w=cfg.lam_w, lam_s=cfg.lam_s, lam_T=cfg.lam_T,
                              tol=cfg.bit_tolerance)
+    return _Run(cfg, key, device, rank, world, bundle, x_train, y_train, x_test, y_test, augment,
+                spec, model, optimizer, scheduler, renewal, target,
+                machine=machine_record(device, world))
 
-    # ---- resume
-    start, history, timing, failure = 0, [], [], None
-    machine = machine_record(device, world)
-    ckpt = _load_checkpoint(out, key, cfg, device) if out is not None else None
+
+def _resume(run: _Run, out: Path | None, show: bool) -> None:
+    """Continue from the checkpoint in ``out`` (if any): state, RNG, history; a failed run's
+    checkpoint only rebuilds its result.  Under torch.distributed every replica then starts from
+    rank 0's state."""
+    ckpt = _load_checkpoint(out, run.key, run.cfg, run.device) if out is not None else None
     if ckpt is not None:
         before = ckpt.get("machine")
-        if before != machine:  # a run that moved between machines matches neither
-            machine = {"mixed": [before, machine]}
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        renewal.load_state_dict(ckpt["renewal"])
+        if before != run.machine:  # a run that moved between machines matches neither
+            run.machine = {"mixed": [before, run.machine]}
+        run.model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        run.renewal.load_state_dict(ckpt["renewal"])
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), device)
-        start, history, timing = ckpt["epoch"], list(ckpt["history"]), list(ckpt["timing"])
-        failure = ckpt.get("failure")  # a failed run is over: its result is rebuilt, not resumed
-        if cfg.project_at is not None and start > cfg.project_at:
-            freeze_all(model)  # requires_grad is not part of a state dict
+        if run.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), run.device)
+        run.start, run.history, run.timing = (ckpt["epoch"], list(ckpt["history"]),
+                                              list(ckpt["timing"]))
+        run.failure = ckpt.get("failure")  # a failed run is over: rebuilt, not resumed
+        if run.cfg.project_at is not None and run.start > run.cfg.project_at:
+            freeze_all(run.model)  # requires_grad is not part of a state dict
         if show:
-            print(f"resuming from {out / CHECKPOINT_FILE} after epoch {start}", file=sys.stderr)
-    if world > 1:  # every replica starts from rank 0's state
-        for t in list(model.parameters()) + list(model.buffers()):
+            print(f"resuming from {out / CHECKPOINT_FILE} after epoch {run.start}", file=sys.stderr)
+    if run.world > 1:
+        for t in list(run.model.parameters()) + list(run.model.buffers()):
             dist.broadcast(t.data, 0)
 
-    with _deterministic(device):
-        epochs = tqdm(range(start, cfg.epochs if failure is None else start), desc="epochs",
-                      disable=not show,
-                      initial=start, total=cfg.epochs)
-        for epoch in epochs:
-            t0 = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            renewal.start_epoch()
-            sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, task, correct, n
-            batches = _epoch_batches(len(y_train), cfg, epoch, world)
-            if epoch == cfg.project_at:  # land on the target: project, freeze, renew
-                project_model(model, cfg.wst("target"))
-                first = x_train[batches[0]][rank::world].to(device)
-                renewal.renew_now(lambda: _forward_with_frozen_bn(model, first))
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show)
-            for b, idx in enumerate(bar):
-                if on_batch is not None:
-                    on_batch(epoch, b, model)
-                xb, yb = x_train[idx], y_train[idx]
-                if augment == "crop-flip":
-                    g = torch.Generator().manual_seed(_seed_for(cfg.seed, epoch, 1, b))
-                    xb = data_mod.random_crop_flip(xb, padding=4, fill=bundle.pad_value,
-                                                   generator=g)
-                xb, yb = xb[rank::world].to(device), yb[rank::world].to(device)
-                logits = model(xb)
-                task = F.cross_entropy(logits, yb)
-                loss = task + bit_loss(bit_stats(model, soft=cfg.soft_bit_loss), target)
-                n = len(yb)
-                batch_sums = torch.stack([loss.detach() * n, task.detach() * n,
-                                          (logits.argmax(1) == yb).sum(),
-                                          torch.tensor(n, device=device)]).to(torch.float64)
-                bad = (~torch.isfinite(loss.detach())).to(torch.float64).reshape(1)
-                synced = _all_reduce_(torch.cat([batch_sums, bad]), world)  # one call per batch
-                if synced[4].item() > 0:  # every rank stops at the same batch
-                    raise _diverged(out, epoch, b, loss.item(), history)
-                sums += synced[:4]
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                _average_gradients(model, world)
-                optimizer.step()
-                clamp_(model)
-                if show and b % 10 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}", wst=bit_stats(model).wst(),
-                                    refresh=False)
-            bar.close()
-            _average_bn_buffers(model, world)
-            if cfg.bn_recalibrate:
-                recalibrate_bn(model, x_train, device, cfg.batch_size, rank, world)
-            if not _all_finite(model):
-                raise _diverged(out, epoch, len(batches) - 1, float("nan"), history)
-            test_acc = evaluate(model, x_test, y_test, device, rank, world)
-            blown = blew_up(sums[1].item() / sums[3].item(), test_acc, bundle.num_classes,
-                            final=epoch == cfg.epochs - 1,
-                            best_before=max((h["test_accuracy"] for h in history), default=None))
-            if blown:  # an outcome of the method, stored as such: the run ends here
-                failure = {"epoch": epoch + 1, "reason": blown,
-                           "steps_at_floor": steps_at_floor(model)}
-            fired = renewal.end_epoch(epoch, bit_stats(model))
-            scheduler.step()
-            history.append(_epoch_record(model, epoch, lr, sums, test_acc, fired, renewal))
-            timing.append(time.perf_counter() - t0)
-            h = history[-1]
-            epochs.set_postfix(acc=f"{test_acc:.2f}", wst=h["wst"], refresh=False)
-            if out is not None and rank == 0:
-                out.mkdir(parents=True, exist_ok=True)
-                _atomic_torch_save({
-                    "format": 1, "key": key, "parameters": cfg.parameters(),
-                    "code": _code_version(), "model_spec": spec, "epoch": epoch + 1,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "renewal": renewal.state_dict(),
-                    "history": history, "timing": timing, "machine": machine,
-                    "failure": failure,
-                    "rng": {"torch": torch.get_rng_state(),
-                            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda"
-                            else None}}, out / CHECKPOINT_FILE)
-                atomic_write_json(out / TIMING_FILE, _timing_record(timing, device, world))
-            if world > 1:
-                dist.barrier()
-            if failure is not None:
-                break
-        epochs.close()
 
-    result = _result(cfg, key, history, renewal, machine, world, failure)
-    if out is not None and rank == 0:
-        atomic_write_json(out / RESULT_FILE, result)
-        if not keep_checkpoint:
-            (out / CHECKPOINT_FILE).unlink(missing_ok=True)
-    if world > 1:
-        dist.barrier()
-    return result
+def _train_epoch(run: _Run, epoch: int, out: Path | None, show: bool, on_batch) -> torch.Tensor:
+    """One pass over the training data (projecting onto the target first at ``project_at``);
+    returns the epoch's sums of loss, task loss, correct and samples over every replica."""
+    cfg, model, rank, world, device = run.cfg, run.model, run.rank, run.world, run.device
+    model.train()
+    run.renewal.start_epoch()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, task, correct, n
+    batches = _epoch_batches(len(run.y_train), cfg, epoch, world)
+    if epoch == cfg.project_at:  # land on the target: project, freeze, renew
+        project_model(model, cfg.wst("target"))
+        first = run.x_train[batches[0]][rank::world].to(device)
+        run.renewal.renew_now(lambda: _forward_with_frozen_bn(model, first))
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show)
+    for b, idx in enumerate(bar):
+        if on_batch is not None:
+            on_batch(epoch, b, model)
+        xb, yb = run.x_train[idx], run.y_train[idx]
+        if run.augment == "crop-flip":
+            g = torch.Generator().manual_seed(_seed_for(cfg.seed, epoch, 1, b))
+            xb = data_mod.random_crop_flip(xb, padding=4, fill=run.bundle.pad_value, generator=g)
+        xb, yb = xb[rank::world].to(device), yb[rank::world].to(device)
+        logits = model(xb)
+        task = F.cross_entropy(logits, yb)
+        loss = task + bit_loss(bit_stats(model, soft=cfg.soft_bit_loss), run.target)
+        n = len(yb)
+        batch_sums = torch.stack([loss.detach() * n, task.detach() * n,
+                                  (logits.argmax(1) == yb).sum(),
+                                  torch.tensor(n, device=device)]).to(torch.float64)
+        bad = (~torch.isfinite(loss.detach())).to(torch.float64).reshape(1)
+        synced = _all_reduce_(torch.cat([batch_sums, bad]), world)  # one call per batch
+        if synced[4].item() > 0:  # every rank stops at the same batch
+            raise _diverged(out, epoch, b, loss.item(), run.history)
+        sums += synced[:4]
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_gradients(model, world)
+        run.optimizer.step()
+        clamp_(model)
+        if show and b % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", wst=bit_stats(model).wst(), refresh=False)
+    bar.close()
+    return sums
+
+
+def _finish_epoch(run: _Run, epoch: int, lr: float, sums: torch.Tensor, out: Path | None) -> None:
+    """After an epoch: BN statistics, the finite check, the test accuracy, the blow-up rule,
+    renewal's end of epoch, the schedule step, and the epoch's record."""
+    cfg, model = run.cfg, run.model
+    _average_bn_buffers(model, run.world)
+    if cfg.bn_recalibrate:
+        recalibrate_bn(model, run.x_train, run.device, cfg.batch_size, run.rank, run.world)
+    if not _all_finite(model):
+        raise _diverged(out, epoch, None, float("nan"), run.history)
+    test_acc = evaluate(model, run.x_test, run.y_test, run.device, run.rank, run.world)
+    blown = blew_up(sums[1].item() / sums[3].item(), test_acc, run.bundle.num_classes,
+                    final=epoch == cfg.epochs - 1,
+                    best_before=max((h["test_accuracy"] for h in run.history), default=None))
+    if blown:  # an outcome of the method, stored as such: the run ends here
+        run.failure = {"epoch": epoch + 1, "reason": blown, "steps_at_floor": steps_at_floor(model)}
+    fired = run.renewal.end_epoch(epoch, bit_stats(model))
+    run.scheduler.step()
+    run.history.append(_epoch_record(model, epoch, lr, sums, test_acc, fired, run.renewal))
+
+
+def _save_checkpoint(run: _Run, out: Path) -> None:
+    """Everything a resumed run needs, written atomically after each epoch."""
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_torch_save({
+        "format": 1, "key": run.key, "parameters": run.cfg.parameters(),
+        "code": _code_version(), "model_spec": run.spec, "epoch": len(run.history),
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "renewal": run.renewal.state_dict(),
+        "history": run.history, "timing": run.timing, "machine": run.machine,
+        "failure": run.failure,
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda"
+                else None}}, out / CHECKPOINT_FILE)
+    atomic_write_json(out / TIMING_FILE, _timing_record(run.timing, run.device, run.world))
 
 
 #: a run has blown up when an epoch's mean training task loss exceeds this many times the loss of
