@@ -29,7 +29,7 @@ KEY = frozenset({
     "full_precision", "optimizer", "lr", "lr_step", "lr_bits", "lr_T", "momentum",
     "weight_decay", "epochs", "batch_size", "seed", "sync_stats"})
 WHEN_SET = {"bn_recalibrate": False, "weight_renewal": "grid", "dtype": "float32",
-            "project_at": None}
+            "project_at": None, "step_clamp": "floor"}
 EVENT_ONLY = frozenset({"time_average_input"})
 NOT_KEY = frozenset({"device"})
 WORLD_SIZE = "world_size"

@@ -99,6 +99,7 @@ __all__ = ["TrainConfig", "OptionError", "TrainingDiverged", "RunMismatch", "Dam
 
 STATIC_DATASETS = ("digits", "mnist5k", "mnist5k-noisy", "fashion-mnist", "cifar10", "cifar100")
 WEIGHT_RENEWALS = ("grid", "range-ratio")
+STEP_CLAMPS = ("floor", "reflect")
 #: event data (time axis kept) and the architectures made for them (time-preserving layers)
 EVENT_DATASETS = ("moving-digits",)
 EVENT_ARCHS = ("event-cnn",)
@@ -195,6 +196,10 @@ class TrainConfig:
                                      "target (0: the paper's L1)")
     freeze_bits: bool = _opt(False, "freeze a kind's bit widths once the switch-off rule fires")
     renewal_limit: int = _opt(0, "at most this many renewals per quantizer and epoch (0: no limit)")
+    step_clamp: str = _opt("floor", "a step (S_q, Vth1) that an optimiser step made <= 0: floor "
+                                    "(held at the smallest positive float, where its quantizer "
+                                    "outputs 0) or reflect (s -> |s|; a weight quantizer computes "
+                                    "the same with s and -s)")
     bn_recalibrate: bool = _opt(False, "after each epoch, recompute BatchNorm statistics on the "
                                        "training data with the epoch's final bits and steps")
     project_at: int | None = _opt(None, "after this many epochs, replace the learned bits by the "
@@ -291,6 +296,7 @@ class TrainConfig:
             v.float(name, 0.0)
         v.choice("renewal", VARIANTS)
         v.choice("weight_renewal", WEIGHT_RENEWALS)
+        v.choice("step_clamp", STEP_CLAMPS)
         v.float("rho", 0.0, 1.0)
         v.int_or_none("min_epoch", 0)
         v.float("hysteresis", 0.0, 0.5, open_high=True)
@@ -1008,6 +1014,8 @@ def _train_epoch(run: _Run, epoch: int, out: Path | None, show: bool, on_batch) 
         loss.backward()
         _average_gradients(model, world)
         run.optimizer.step()
+        if cfg.step_clamp == "reflect":
+            reflect_steps_(model)
         clamp_(model)
         if show and b % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", wst=bit_stats(model).wst(), refresh=False)
@@ -1074,6 +1082,14 @@ def blew_up(task_loss: float, test_accuracy: float, classes: int, final: bool,
         return (f"the network collapsed: after training the test accuracy is {test_accuracy:.2f} %, "
                 f"at chance ({chance:.0f} %), after {best_before:.2f} % in an earlier epoch")
     return ""
+
+
+@torch.no_grad()
+def reflect_steps_(model: nn.Module) -> None:
+    """s -> |s| for every quantizer step (option ``step_clamp="reflect"``), before the clamp."""
+    for m in model.modules():
+        if isinstance(m, StepQuantizer):
+            m.step.abs_()
 
 
 def steps_at_floor(model: nn.Module) -> list[str]:

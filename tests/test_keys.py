@@ -31,7 +31,7 @@ def test_roles_decide_what_the_key_holds():
     assert result_key(cfg) == result_key(dataclasses.replace(cfg, device="cpu"))
     for name, default in keys.WHEN_SET.items():
         other = {"bn_recalibrate": True, "weight_renewal": "range-ratio", "dtype": "float64",
-                 "project_at": 3}[name]
+                 "project_at": 3, "step_clamp": "reflect"}[name]
         assert other != default
         assert result_key(dataclasses.replace(cfg, **{name: other})) != result_key(cfg)
     event = TrainConfig(dataset="moving-digits", arch="event-cnn", init="4/4/8", target="1/1/8")

@@ -539,3 +539,22 @@ def test_a_step_at_its_floor_is_named_as_the_cause_of_a_collapse():
     line = train_mod.failure_line({"failure": {"epoch": 6, "reason": "the network collapsed",
                                                "steps_at_floor": ["stem.0.wq"]}})
     assert "steps at their floor" in line and "stem.0.wq" in line
+
+
+def test_reflected_steps_keep_a_negative_step_alive():
+    from adabit_lite.layers import quant_layers
+    model = train_mod.build(small(step_clamp="reflect"),
+                            {"in_channels": 1, "image_size": [8, 8], "num_classes": 10})
+    stem = next(m for _, m in quant_layers(model, include_stem=True) if m.stem)
+    with torch.no_grad():
+        stem.wq.step.fill_(-0.02)
+    train_mod.reflect_steps_(model)
+    train_mod.clamp_(model)
+    assert stem.wq.step.item() == pytest.approx(0.02) and train_mod.steps_at_floor(model) == []
+    w = torch.randn(16, 1, 3, 3)
+    # a signed weight quantizer gives the same values with s and -s: reflecting changes nothing
+    stem.wq.train(False)
+    q_pos = stem.wq(w)
+    with torch.no_grad():
+        stem.wq.step.neg_()
+    assert torch.equal(stem.wq(w), q_pos)
