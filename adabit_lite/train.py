@@ -261,9 +261,10 @@ class TrainConfig:
                                    bit_tolerance=0.0, soft_bit_loss=False, freeze_bits=False, renewal_limit=0)
 
     def full_precision_baseline(self) -> "TrainConfig":
-        """The full-precision network (book/definitions.md#def-full-precision): quantizers and neurons bypassed."""
+        """The full-precision network (book/definitions.md#def-full-precision): quantizers and
+        neurons bypassed (so no step is clamped either: ``step_clamp`` back at its default)."""
         return dataclasses.replace(self.fixed(), full_precision=True, lam_w=0.0, lam_s=0.0,
-                                   lam_T=0.0)
+                                   lam_T=0.0, step_clamp="floor")
 
     # ------------------------------------------------------------------ validation
     def validated(self) -> "TrainConfig":
