@@ -1,17 +1,19 @@
-"""The neuron's step loop as one compiled C pass on the CPU (csrc/neuron_steps.c).
+"""The neuron's T steps as one compiled C pass on the CPU (csrc/neuron_steps.c).
 
-The eager step loop (neuron._Steps) makes about fifteen passes over memory per step; the C kernel
-reads x once and writes r and the three per-element sums, whatever T is, with the eager path's
-operations in the eager path's order (so the same bits: tests/test_fused.py).  It covers the
+``neuron.squeeze`` runs ``neuron.neuron_step`` T times, about fifteen passes over memory per step;
+the C kernel reads x once and writes r and the three per-element sums, whatever T is, with
+``neuron_step``'s operations in its order (so the same bits: tests/test_fused.py).  It covers the
 default neuron on a CPU: float32, one shared parameter slot, no amplitude, 'round' or 'floor'.
-Everything else (CUDA, float64, per-step slots, the old neuron's amplitude) takes the eager path.
+Whether it runs is decided by ``neuron.execution``; everything it does not cover (CUDA, float64,
+per-step slots, the old neuron's amplitude) runs ``neuron.squeeze`` as written.
 
 The kernel runs on torch's threads (``torch.get_num_threads()``): it is built with OpenMP and so
 shares torch's OpenMP runtime and thread pool (separate threads of its own would compete with
 torch's waiting workers for the cores).  The source is compiled once per machine with the system C compiler (``$CC``, else ``cc``) into
 ``$ADABIT_CACHE_DIR`` (default ``~/.cache/adabit_lite``), keyed by a hash of the source, the flags,
 the compiler and the CPU, and loaded with ctypes.  Without a compiler the eager path runs, after
-one warning.  ``ADABIT_FUSED=0`` turns the kernel off (for comparisons).
+one warning.  ``ADABIT_FUSED=0`` turns the kernel off (for comparisons; ``ADABIT_FUSED=compile``
+runs torch.compile's fusion of ``neuron.squeeze`` instead, see ``neuron.execution``).
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def library():
 
 
 def covers(x: torch.Tensor, shared: bool, amplitude: bool, firing: str, T: int) -> bool:
-    """Whether the kernel computes this call (else the eager path)."""
+    """Whether the kernel can compute this call (``neuron.execution`` asks)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and shared and not amplitude
             and firing in ("round", "floor") and 1 <= T <= MAX_T and library() is not None)
 
@@ -140,7 +142,7 @@ def covers(x: torch.Tensor, shared: bool, amplitude: bool, firing: str, T: int) 
 def neuron_steps(x: torch.Tensor, vth: float, qmin: int, qmax: int, tau: float, T: int,
                  firing: str, sums: tuple[bool, bool, bool]):
     """r and the per-element sums (n_inside, d_vth, n_clip; None where ``sums`` says no) of the T
-    steps (module docstring of neuron.py), and the count of non-zero spikes (an int)."""
+    steps, as ``neuron.squeeze`` computes them, and the count of non-zero spikes (an int)."""
     x = x.contiguous()
     r = torch.empty_like(x)
     out = [torch.empty_like(x) if need else None for need in sums]

@@ -1,32 +1,37 @@
 """The refined multi-bit spiking neuron with a learnable temporal length (book/method.md#method-neuron,
 book/definitions.md#def-per-step).
 
-Input x is the real-valued activation of the previous layer (the same x at every step).  Step t
-uses the parameters of slot p = p(t): p = t with ``per_step=True`` (every step t < T_bound has its
-own Vth1_t and Bs_t), else p = 0.  As coded, for t = 0 .. T-1:
+One step is one pure function, ``neuron_step``: explicit state in, spikes and state out (the
+functional style of Norse and snnTorch).  It is the definition of the neuron: training runs it, the
+chapters show it, the benchmarks time it.  Input x is the real-valued activation of the previous
+layer (the same x at every step).  Step t uses the parameters of slot p = p(t): p = t with
+``per_step=True`` (every step t < T_bound has its own Vth1_t and Bs_t), else p = 0.  As coded:
 
-    v_0   = x
-    v_t   = v_{t-1} / tau - Vth1_p(t-1) S_{t-1} + x   (t >= 1; soft reset by subtraction, the
-                                                     reset not divided by tau; tau = 1 by default)
+    v_0   = x                                            (no state yet: v_{-1} = 0, S_{-1} = 0)
+    v_t   = v_{t-1} / tau - Vth1_p(t-1) S_{t-1} + x      (t >= 1; soft reset by subtraction, the
+                                                       reset not divided by tau; tau = 1 by default)
     u_t   = v_t / Vth1_p
-    S_t   = clip(R(u_t), qmin, qmax)                   R, qmin, qmax exactly as quant.int_codes:
-            unsigned (spikes): [0, 2^Bs - 1], 'round': R(u) = floor(u + 0.5), 'floor': floor(u);
-            signed (the stem): [-qmax, qmax], qmax = max(2^(Bs-1) - 1, 1), 'round': R(u) =
-            sign(u) floor(|u| + 0.5), 'floor': floor(u); any other int_codes mode from int_codes
-    r     = (1/T) * sum_t A_p S_t                      (temporal squeezing)
+    k_t   = floor(u_t + 1/2)                             'round', unsigned range (spikes)
+          = sign(u_t) floor(|u_t| + 1/2)                 'round', signed range (the stem)
+          = floor(u_t)                                   'floor'
+    S_t   = clip(k_t, qmin, qmax)                        unsigned [0, 2^Bs - 1]; signed [-qmax, qmax],
+                                                         qmax = max(2^(Bs-1) - 1, 1) (quant.qrange)
+    m_t   = [k_t = S_t],  c_t = sign(k_t - S_t)          inside the range; +1 / -1 / 0 clipped
+                                                         above / below / inside
+    r     = (1/T) sum_t A_p S_t                          (temporal squeezing, ``squeeze``)
 
-with the emitted amplitude A_p = Vth1_p (the refined neuron: threshold = step = spike amplitude)
-or, with ``amplitude=True`` (the old neuron of the ablation, book/definitions.md#def-old-neuron: use it with tau = 2 and
+k, m and c are quant.int_codes' (up to the sign of a zero count).  The emitted amplitude is
+A_p = Vth1_p (the refined neuron: threshold = step = spike amplitude) or, with ``amplitude=True``
+(the old neuron of the ablation, book/definitions.md#def-old-neuron: use it with tau = 2 and
 firing='floor'), A_p = alpha_p, a separate learnable amplitude initialised to Vth1_p on the first
-training batch.  The reset always subtracts the threshold crossing Vth1 * S.  The layer sends r on,
+training batch.  The reset always subtracts the threshold crossing Vth1 S.  The layer sends r on,
 and the next convolution runs once on r: conv(mean_t A S_t) = mean_t conv(A S_t).
 
 Backward.  T is an integer: r divides by its value, and the gradient of the 1/T factor is passed
 straight through to the latent T_hat (the STE of bits.LearnableInt, d T / d T_hat = 1).
 The carried residual v_t/tau - Vth1 S_t is detached, as in the reference code (no BPTT through the
 reset): each step's gradient reaches x through its own "+ x".  The round is straight-through inside
-the range (m_t = [qmin <= R(u_t) <= qmax], c_t = +1 / -1 / 0 clipped above / below / inside, as
-int_codes).  With G = dL/dr and sums over the elements and over the steps t of slot p:
+the range.  With G = dL/dr and sums over the elements and over the steps t of slot p:
 
     dL/dx        = (1/T) G * sum_t (A_p / Vth1_p) m_t        (= (1/T) G sum_t m_t when A = Vth1)
     dL/dVth1_p   = g_p (1/T) sum G (S_t - u_t m_t)            A = Vth1: LSQ (quant.py)
@@ -42,140 +47,219 @@ Memory is O(elements) and constant in T; no tensor of size elements x levels.  S
 (the default): the forward pass keeps four per-element sums over the steps (sum m_t, sum of the
 Vth1 term, sum c_t, and r or sum S_t) and the backward pass is four reductions.  ``per_step=True``:
 the per-slot gradients need every step apart, so the forward pass saves nothing but x and the
-backward pass recomputes the T steps (the same arithmetic, so the same spikes) and reduces each one.
+backward pass runs ``neuron_step`` again (the same arithmetic, so the same spikes) and reduces each
+step.
 
-Two implementations of the forward step loop give the same bits: on a CPU, for float32 and the
-shared-parameter neuron without amplitude, a compiled C pass (``fused``, one read of x, all T
-steps on blocks held in the first-level cache); everywhere else the eager loop ``_Steps`` on reused buffers.
+Executions.  ``squeeze`` (the T steps of ``neuron_step`` and the sums) runs in one of three ways,
+chosen by ``execution`` and nowhere else: as written ('eager'); on a CPU, for float32 and the
+shared-parameter neuron without amplitude, as the compiled C pass of ``fused`` (the same
+operations in the same order, so the same bits: tests/test_fused.py); or, opted in with
+``ADABIT_FUSED=compile``, as ``squeeze`` itself compiled by torch.compile.  In torch's
+deterministic mode (which train.py turns on) the neuron's forward and backward passes switch off
+its NaN fill of new tensors (``_unfilled``): every element they allocate is written before it is
+read, so the fill would only cost a pass over memory.
 """
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from typing import NamedTuple
+
 import torch
+import torch.utils.deterministic
 from torch import nn
 
 from . import fused
 from .bits import LearnableInt
-from .quant import FIRING_MODES, StepQuantizer, bit_grad_factor, grad_scale, int_codes, qrange
+from .quant import FIRING_MODES, StepQuantizer, bit_grad_factor, grad_scale, qrange
 
 
-def membrane_update(v: torch.Tensor, out: torch.Tensor, x: torch.Tensor,
-                    tau: float) -> torch.Tensor:
-    """v_t = v_{t-1} / tau - out_{t-1} + x (out = Vth1 S: the reset)."""
-    return (v if tau == 1 else v / tau) - out + x
+# --------------------------------------------------------------------------- the definition
+class State(NamedTuple):
+    """What step t hands to step t + 1: the potential v_t and the reset Vth1 S_t."""
+
+    v: torch.Tensor
+    reset: torch.Tensor
 
 
-def neuron_step(x, v, out, vth, qmin: int, qmax: int, tau: float = 1.0, firing: str = "round"):
-    """One step as a pure function: (x, state=(v, out)) -> (S_t, state=(v_t, out_t = Vth1 S_t))."""
-    v = membrane_update(v, out, x, tau)
-    s = int_codes(v / vth, qmin, qmax, firing)[0]
-    return s, (v, vth * s)
+class Spikes(NamedTuple):
+    """Step t's spike counts S_t, and for the straight-through backward pass u_t = v_t / Vth1,
+    m_t (``inside``, 0 or 1) and c_t (``clip``, -1, 0 or +1), all in x's dtype."""
+
+    S: torch.Tensor
+    u: torch.Tensor
+    inside: torch.Tensor
+    clip: torch.Tensor
+
+
+def residual(state: State, tau: float) -> torch.Tensor:
+    """R_t = v_{t-1} / tau - Vth1 S_{t-1}: what the membrane carries into step t."""
+    return (state.v - state.reset) if tau == 1 else (state.v / tau).sub_(state.reset)
+
+
+def membrane_update(x: torch.Tensor, state: State | None, tau: float) -> torch.Tensor:
+    """v_t = v_{t-1} / tau - Vth1 S_{t-1} + x (= R_t + x), and v_0 = x (``state`` None: nothing
+    before)."""
+    return x if state is None else residual(state, tau).add_(x)
+
+
+def neuron_step(x: torch.Tensor, state: State | None, vth, qmin: int, qmax: int, tau: float = 1.0,
+                firing: str = "round") -> tuple[Spikes, State]:
+    """One step: (x, state_{t-1}) -> (spikes_t, state_t), with
+    u = v_t / Vth1, k = floor(u + 1/2) | sign(u) floor(|u| + 1/2) (signed) | floor(u) ('floor'),
+    S_t = clip(k, qmin, qmax), m_t = [k = S_t], c_t = sign(k - S_t), state_t = (v_t, Vth1 S_t)."""
+    v = membrane_update(x, state, tau)
+    u = v / vth
+    if firing == "floor":
+        k = torch.floor(u)
+    elif firing != "round":
+        raise ValueError(f"firing must be one of {FIRING_MODES}, got {firing!r}")
+    elif qmin >= 0:
+        k = torch.add(u, 0.5).floor_()
+    else:
+        k = torch.abs(u).add_(0.5).floor_().copysign_(u)
+    S = k.clamp(qmin, qmax)
+    inside = (k == S).to(u.dtype)
+    clip = k.sub_(S).sign_()
+    return Spikes(S, u, inside, clip), State(v, S * vth)
 
 
 @torch.no_grad()
 def neuron_trace(x: torch.Tensor, vth, bits, T: int, tau: float = 1.0, firing: str = "round",
                  signed: bool = False):
-    """Membrane potentials and spike counts of T steps: returns (v, S), each shaped [T, *x.shape].
+    """Membrane potentials and spike counts of T steps of ``neuron_step``: returns (v, S), each
+    shaped [T, *x.shape].
 
     ``vth`` and ``bits`` are numbers or per-step sequences of length >= T.  The amplitude of the
     old neuron does not enter v or S (the reset subtracts Vth1 S).
     """
     vths = vth if isinstance(vth, (list, tuple)) else [vth] * T
     bitss = bits if isinstance(bits, (list, tuple)) else [bits] * T
-    v, out = torch.zeros_like(x), torch.zeros_like(x)
-    vs, ss = [], []
+    state, vs, ss = None, [], []
     for t in range(T):
-        qmin, qmax = qrange(int(bitss[t]), signed)
-        s, (v, out) = neuron_step(x, v, out, vths[t], qmin, qmax, tau, firing)
-        vs.append(v)
-        ss.append(s)
+        spikes, state = neuron_step(x, state, vths[t], *qrange(int(bitss[t]), signed), tau, firing)
+        vs.append(state.v)
+        ss.append(spikes.S)
     return torch.stack(vs), torch.stack(ss)
 
 
-class _Steps:
-    """The step loop on reused scratch buffers (no allocation per step, no bool tensors: the masks
-    are 0/1 in x's dtype, several times faster than bool in elementwise arithmetic on a CPU).
+# --------------------------------------------------------------------------- T steps, squeezed
+class Squeezed(NamedTuple):
+    """What the forward pass of the layer's neuron produces: r, sum_t S_t (shared slot with an
+    amplitude, else None), the per-element sums for backward (None where not asked for), and the
+    count of non-zero spikes (a float64 0-d tensor)."""
 
-    After ``advance(t)`` and ``fire(...)``: ``v`` = v_t, ``u`` = u_t, ``s`` = S_t, ``inside`` = m_t
-    and, if asked for, ``a`` = c_t.  ``reset(vth)`` then computes out_t = Vth1 S_t, which the next
-    ``advance`` subtracts.  ``take(name, replace)`` hands a buffer over (to become an accumulator)
-    and, if more steps follow, puts a fresh one in its place, so the first step needs no copy.
+    r: torch.Tensor
+    sum_S: torch.Tensor | None
+    n_inside: torch.Tensor | None
+    d_vth: torch.Tensor | None
+    n_clip: torch.Tensor | None
+    nonzero: torch.Tensor
+
+
+def squeeze(x: torch.Tensor, vth: torch.Tensor, alpha: torch.Tensor | None,
+            ranges: list[tuple[int, int]], T: int, tau: float, firing: str,
+            sums: tuple[bool, bool, bool] = (False, False, False), count: bool = False) -> Squeezed:
+    """T steps of ``neuron_step`` on x, slot p(t) of ``vth``, ``alpha`` and ``ranges`` at step t:
+
+        r = (1/T) sum_t Vth1_p S_t               (summed in step order, then divided by T)
+          = alpha_0 (sum_t S_t) / T              (one slot, with an amplitude)
+          = (1/T) sum_t alpha_p S_t              (one slot per step, with an amplitude)
+
+    and, as ``sums`` = (for x, for Vth1, for Bs) asks (one slot only), n_inside = sum_t m_t,
+    d_vth = sum_t (S_t - u_t m_t) (with an amplitude sum_t u_t m_t) and n_clip = sum_t c_t, each
+    starting from its t = 0 term.  ``count``: the non-zero S_t are counted.
     """
-
-    def __init__(self, x: torch.Tensor, tau: float, firing: str):
-        self.x, self.tau, self.firing = x, tau, firing
-        self.v = None  # v_0 = x: no copy; a buffer from step 1 on
-        self.u = self._new()
-        self.a = self._new()  # R(u_t), then c_t, then (t >= 1) out_t
-        self.s = self._new()
-        self.inside = self._new()
-        self.out = None
-
-    def _new(self) -> torch.Tensor:
-        return torch.empty_like(self.x, memory_format=torch.contiguous_format)
-
-    def take(self, name: str, replace: bool = True) -> torch.Tensor:
-        buf = getattr(self, name)
-        setattr(self, name, self._new() if replace else None)
-        return buf
-
-    def advance(self, t: int) -> None:
-        """v_t = v_{t-1} / tau - out_{t-1} + x (the operations of membrane_update, in its order)."""
-        x = self.x
-        if t == 0:
-            self.v = x
-            return
-        if t == 1:
-            self.v = self._new()
-            if self.tau != 1:
-                torch.div(x, self.tau, out=self.v).sub_(self.out)
-            else:
-                torch.sub(x, self.out, out=self.v)
+    x = x.contiguous()  # and so is every tensor made from it
+    want_x, want_vth, want_bits = sums
+    amp, shared = alpha is not None, vth.shape[0] == 1
+    nonzero = torch.zeros((), dtype=torch.float64, device=x.device)
+    state = total = n_inside = d_vth = n_clip = None
+    for t in range(T):
+        p = 0 if shared else t
+        s, state = neuron_step(x, state, vth[p], *ranges[p], tau, firing)
+        if count:
+            nonzero += torch.count_nonzero(s.S)
+        if want_bits:
+            n_clip = s.clip if t == 0 else n_clip.add_(s.clip)
+        if want_vth:
+            d = s.u * s.inside if amp else torch.addcmul(s.S, s.u, s.inside, value=-1)
+            d_vth = d if t == 0 else d_vth.add_(d)
+        if want_x:
+            n_inside = s.inside if t == 0 else n_inside.add_(s.inside)
+        if not amp:
+            total = state.reset if t == 0 else total.add_(state.reset)
+        elif shared:
+            total = s.S if t == 0 else total.add_(s.S)
         else:
-            if self.tau != 1:
-                self.v.div_(self.tau)
-            self.v.sub_(self.out)
-        self.v.add_(x)
-
-    def fire(self, vth: torch.Tensor, qmin: int, qmax: int, need_clip: bool) -> None:
-        """S_t, m_t (and c_t) of int_codes(v_t / vth, qmin, qmax, firing)."""
-        u, a, s = self.u, self.a, self.s
-        torch.div(self.v, vth, out=u)
-        if self.firing == "round" and qmin >= 0:
-            torch.add(u, 0.5, out=a).floor_()
-        elif self.firing == "round":  # sign(u) floor(|u| + 0.5) (the sign of a zero aside)
-            torch.abs(u, out=a).add_(0.5).floor_().copysign_(u)
-        elif self.firing == "floor":
-            torch.floor(u, out=a)
-        else:  # any other int_codes mode, from int_codes itself
-            q, inside, clip = int_codes(u, qmin, qmax, self.firing)
-            s.copy_(q)
-            self.inside.copy_(inside)
-            if need_clip:
-                a.copy_(clip)
-            return
-        torch.clamp(a, qmin, qmax, out=s)
-        torch.eq(a, s, out=self.inside)
-        if need_clip:
-            torch.sub(a, s, out=a).sign_()
-
-    def reset(self, vth: torch.Tensor, fresh: bool = False) -> torch.Tensor:
-        """out_t = Vth1 S_t (in a fresh tensor, or in ``a``)."""
-        self.out = torch.mul(self.s, vth) if fresh else torch.mul(self.s, vth, out=self.a)
-        return self.out
+            A_S = torch.mul(s.S, alpha[p])
+            total = A_S if t == 0 else total.add_(A_S)
+    if amp and shared:
+        return Squeezed(torch.mul(total, alpha[0]).div_(T), total, n_inside, d_vth, n_clip, nonzero)
+    return Squeezed(total.div_(T), None, n_inside, d_vth, n_clip, nonzero)
 
 
+def _squeeze_c(x, vth, alpha, ranges, T, tau, firing, sums=(False, False, False), count=False):
+    """``squeeze`` as the compiled C pass (fused.py; one slot, no amplitude)."""
+    r, n_inside, d_vth, n_clip, nonzero = fused.neuron_steps(x, float(vth[0]), *ranges[0], tau, T,
+                                                             firing, sums)
+    nonzero = torch.tensor(float(nonzero if count else 0), dtype=torch.float64, device=x.device)
+    return Squeezed(r, None, n_inside, d_vth, n_clip, nonzero)
+
+
+_compiled = None
+
+
+def _squeeze_compiled(*args):
+    """``squeeze`` compiled by torch.compile (once per shape, T, range and options)."""
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(squeeze, dynamic=False, fullgraph=True)
+    return _compiled(*args)
+
+
+EXECUTIONS = {"c": _squeeze_c, "compiled": _squeeze_compiled, "eager": squeeze}
+
+
+def execution(x: torch.Tensor, shared: bool, amplitude: bool, firing: str, T: int) -> str:
+    """Which execution of ``squeeze`` runs a call (the only place that chooses), by ADABIT_FUSED:
+    unset or '1': 'c' where ``fused.covers`` the call, else 'eager'; '0': 'eager'; 'compile':
+    'compiled' (opt-in: each new shape and T compiles first)."""
+    if os.environ.get("ADABIT_FUSED") == "compile":
+        return "compiled"
+    return "c" if fused.covers(x, shared, amplitude, firing, T) else "eager"
+
+
+@contextmanager
+def _unfilled():
+    """torch.empty without the NaN fill of deterministic mode (train.py turns that mode on): every
+    tensor made inside is written in full before it is read, so the fill is a wasted pass."""
+    det = torch.utils.deterministic
+    fill = det.fill_uninitialized_memory and torch.are_deterministic_algorithms_enabled()
+    if fill:
+        det.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        if fill:
+            det.fill_uninitialized_memory = True
+
+
+# --------------------------------------------------------------------------- autograd
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
 def _scaled_product(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
-    """0 + c a b, as torch.addcmul computes it (the + 0 turns -0 into +0)."""
-    return torch.zeros_like(a, memory_format=torch.contiguous_format).addcmul_(a, b, value=c)
+    """0 + c a b, as torch.addcmul computes it (the + 0 turns -0 into +0), in a new contiguous
+    tensor."""
+    out = torch.empty_like(a, memory_format=torch.contiguous_format)
+    return torch.addcmul(a.new_zeros(()), a, b, value=c, out=out)
 
 
 class _SqueezedNeuron(torch.autograd.Function):
-    """r = (1/T) sum_t A_p(t) S_t (module docstring), with the spike count as a second output.
+    """r = (1/T) sum_t A_p(t) S_t (``squeeze``), with the spike count as a second output.
 
     Inputs: x, vth [slots], alpha ([slots], or None: A = vth), bits (the latents B_hat, [slots] or
     0-d for one slot) and T_hat (0-d): for their gradients only (straight through: d B / d B_hat =
@@ -195,77 +279,29 @@ class _SqueezedNeuron(torch.autograd.Function):
         need_x, need_vth, need_alpha, need_bits, need_T = need
         amp, shared = alpha is not None, slots == 1
         sums = shared and any(need)  # per-element sums over the steps, for backward
-        if fused.covers(x, shared, amp, firing, T):  # the same steps in one compiled pass
-            r, n_inside, d_vth, n_clip, count_ = fused.neuron_steps(
-                x, float(vth[0]), *ranges[0], tau, T, firing,
-                (sums and need_x, sums and need_vth, sums and need_bits))
-            nonzero = torch.tensor(float(count_ if count else 0), dtype=torch.float64,
-                                   device=x.device)
-            ctx.mark_non_differentiable(nonzero)
-            ctx.consts = (T, ranges, tau, firing, gscales, factors, shared, need, bits.shape)
-            ctx.save_for_backward(vth, alpha, n_inside, d_vth, n_clip, r if need_T else None)
-            return r, nonzero
-        st = _Steps(x, tau, firing)
-        nonzero = torch.zeros((), dtype=torch.float64, device=x.device)
-        total = n_inside = d_vth = n_clip = None
-        for t in range(T):
-            p = 0 if shared else t
-            more = t < T - 1
-            st.advance(t)
-            st.fire(vth[p], *ranges[p], sums and need_bits)
-            if count:
-                nonzero += torch.count_nonzero(st.s)
-            if sums and need_bits:  # sum_t c_t
-                n_clip = st.take("a", more) if t == 0 else n_clip.add_(st.a)
-            if sums and need_vth:  # sum_t (S_t - u_t m_t), or with an amplitude sum_t u_t m_t
-                if amp:
-                    st.u.mul_(st.inside)
-                else:
-                    torch.addcmul(st.s, st.u, st.inside, value=-1, out=st.u)
-                d_vth = st.take("u", more) if t == 0 else d_vth.add_(st.u)
-            if sums and need_x:  # sum_t m_t
-                n_inside = st.take("inside", more) if t == 0 else n_inside.add_(st.inside)
-            if not amp:  # sum_t Vth1 S_t; out_t is also the next step's reset
-                out = st.reset(vth[p], fresh=(t == 0))
-                total = out if t == 0 else total.add_(out)
-                continue
-            if more:
-                st.reset(vth[p])
-            if shared:  # sum_t S_t
-                total = st.take("s", more) if t == 0 else total.add_(st.s)
-            else:  # sum_t alpha_t S_t
-                total = torch.mul(st.s, alpha[0]) if t == 0 else \
-                    total.add_(torch.mul(st.s, alpha[p], out=st.u))
-        if amp and shared:
-            r = torch.mul(total, alpha[0]).div_(T)
-            keep = total if (need_alpha or need_T) else None
-        else:
-            r = total.div_(T)
-            keep = r if (shared and need_T) else None
-        ctx.mark_non_differentiable(nonzero)
+        run = EXECUTIONS[execution(x, shared, amp, firing, T)]
+        with _unfilled():
+            out = run(x, vth, alpha, ranges, T, tau, firing,
+                      (sums and need_x, sums and need_vth, sums and need_bits), count)
+        ctx.mark_non_differentiable(out.nonzero)
         ctx.consts = (T, ranges, tau, firing, gscales, factors, shared, need, bits.shape)
         if shared:
-            ctx.save_for_backward(vth, alpha, n_inside, d_vth, n_clip, keep)
+            keep = (out.sum_S if need_alpha or need_T else None) if amp else \
+                (out.r if need_T else None)
+            ctx.save_for_backward(vth, alpha, out.n_inside, out.d_vth, out.n_clip, keep)
         else:
             ctx.save_for_backward(vth, alpha, x if any(need) else None)
-        return r, nonzero
-
-    @staticmethod
-    def save_sums(ctx, vth, alpha, bits, n_inside, d_vth, n_clip, keep, T, gscales, factors):
-        """Store the shared path's state for ``backward`` after a forward pass computed elsewhere
-        (the benchmarks' torch.compile prototype): the four per-element sums of ``forward``, with
-        keep = r (or sum_t S_t with an amplitude)."""
-        need = [bool(n) for n in ctx.needs_input_grad[:5]]
-        ctx.consts = (T, None, None, None, gscales, factors, True, need, bits.shape)
-        ctx.save_for_backward(vth, alpha, n_inside, d_vth, n_clip, keep)
+        return out.r, out.nonzero
 
     @staticmethod
     def backward(ctx, grad, _grad_nonzero):
         T, ranges, tau, firing, gscales, factors, shared, need, bits_shape = ctx.consts
-        if shared:
-            grads = _backward_shared(ctx, grad, T, gscales, factors, need)
-        else:
-            grads = _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, need)
+        with _unfilled():
+            if shared:
+                grads = _backward_shared(ctx, grad, T, gscales, factors, need)
+            else:
+                grads = _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors,
+                                            need)
         grad_x, grad_vth, grad_alpha, grad_bits, grad_T = grads
         if grad_bits is not None:
             grad_bits = grad_bits.reshape(bits_shape)
@@ -302,44 +338,37 @@ def _backward_shared(ctx, grad, T, gscales, factors, need):
             grad_x = torch.mul(grad, n_inside).mul_(A / (vth * T))
         elif T == 1:
             grad_x = torch.mul(grad, n_inside)
-        else:  # 0 + (1/T) G n_inside; a zero tensor, not a broadcast 0-d one, keeps the vector path
+        else:
             grad_x = _scaled_product(grad, n_inside, 1.0 / T)
     return grad_x, grad_vth, grad_alpha, grad_bits, grad_T
 
 
 def _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, need):
-    """One slot per step: run the T steps again (forward's arithmetic, so the same spikes) and
-    reduce each step against G."""
+    """One slot per step: run ``neuron_step`` T times again (the same spikes) and reduce each step
+    against G."""
     vth, alpha, x = ctx.saved_tensors
     need_x, need_vth, need_alpha, need_bits, need_T = need
     amp = alpha is not None
     vth = vth.detach()
     A = alpha.detach() if amp else vth
+    x = x.detach().contiguous()
     dev, dt = grad.device, grad.dtype
     g = torch.tensor(gscales, dtype=dt, device=dev) / T
     gf = grad.contiguous().view(-1)
-    st = _Steps(x.detach(), tau, firing)
-    n_inside = None
+    state = n_inside = None
     dv, db, ds = [], [], []
     for t in range(T):
-        st.advance(t)
-        st.fire(vth[t], *ranges[t], need_bits)
+        s, state = neuron_step(x, state, vth[t], *ranges[t], tau, firing)
         if need_bits:
-            db.append(_dot(gf, st.a))
+            db.append(_dot(gf, s.clip))
         if need_alpha or need_T:
-            ds.append(_dot(gf, st.s))
+            ds.append(_dot(gf, s.S))
         if need_vth:
-            if amp:
-                st.u.mul_(st.inside)
-            else:
-                torch.addcmul(st.s, st.u, st.inside, value=-1, out=st.u)
-            dv.append(_dot(gf, st.u))
+            dv.append(_dot(gf, s.u * s.inside if amp else
+                           torch.addcmul(s.S, s.u, s.inside, value=-1)))
         if need_x:  # sum_t (A_t / Vth1_t) m_t
-            if amp:
-                st.inside.mul_(A[t] / vth[t])
-            n_inside = st.take("inside", t < T - 1) if t == 0 else n_inside.add_(st.inside)
-        if t < T - 1:
-            st.reset(vth[t])
+            m = s.inside * (A[t] / vth[t]) if amp else s.inside
+            n_inside = m if t == 0 else n_inside.add_(m)
     grad_x = grad_vth = grad_alpha = grad_bits = grad_T = None
     if need_vth:
         grad_vth = torch.stack(dv) * g
@@ -356,6 +385,7 @@ def _backward_recompute(ctx, grad, T, ranges, tau, firing, gscales, factors, nee
     return grad_x, grad_vth, grad_alpha, grad_bits, grad_T
 
 
+# --------------------------------------------------------------------------- the module
 class SpikingNeuron(StepQuantizer):
     """Multi-bit spiking neuron at a layer's input: x -> r = (1/T) sum_t A S_t (module docstring).
 

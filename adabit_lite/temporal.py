@@ -8,15 +8,17 @@ Tensors are time-major, ``[T, B, ...]``; T is the number of frames that the binn
 gives, fixed (not learned); the bit widths and Vth1 are learned as everywhere else.
 
 The time-preserving neuron (``TemporalNeuron``) is the refined neuron of neuron.py with a
-different input x_t at every step.  As coded, for t = 0 .. T-1, with v_{-1} = 0 and S_{-1} = 0:
+different input x_t at every step: neuron.neuron_step fed x_0, x_1, ...  As coded, for
+t = 0 .. T-1, with v_{-1} = 0 and S_{-1} = 0 (zero tensors):
 
-    R_t = v_{t-1} / tau - Vth1_p(t-1) S_{t-1}            the residual carried over (detached)
+    R_t = v_{t-1} / tau - Vth1_p(t-1) S_{t-1}            the residual carried over (detached;
+                                                         neuron.residual)
     v_t = R_t + x_t
     u_t = v_t / Vth1_p(t)
-    S_t = clip(round(u_t), qmin, qmax)                   round, qmin, qmax as quant.int_codes:
-          unsigned [0, 2^Bs - 1], round(u) = floor(u + 0.5) ('round') or floor(u) ('floor');
-          signed (the stem) [-qmax, qmax], qmax = max(2^(Bs-1) - 1, 1),
-          round(u) = sign(u) floor(|u| + 1/2)
+    S_t = clip(round(u_t), qmin, qmax)                   neuron.neuron_step's firing, which is
+          quant.int_codes' (up to the sign of a zero): unsigned [0, 2^Bs - 1],
+          round(u) = floor(u + 0.5) ('round') or floor(u) ('floor'); signed (the stem)
+          [-qmax, qmax], qmax = max(2^(Bs-1) - 1, 1), round(u) = sign(u) floor(|u| + 1/2)
     y_t = Vth1_p(t) S_t                                  the output keeps its time axis (no mean)
 
 p(t) = t with ``per_step=True`` (one Vth1_t, Bs_t per frame), else 0.  With x_t = x at every step
@@ -37,9 +39,9 @@ gradients of y_t = Vth1 clip(round(v_t / Vth1)) evaluated at v_t (G_t = dL/dy_t)
     g = 1 / sqrt(N qmax), N = elements of one step's tensor (book/definitions.md#def-per-step),
     c_B = quant.bit_grad_factor
 
-The forward pass runs the recurrence once without autograd to get the residuals R, then quantizes
-v = x + R with quant's LSQ function in one call over all T steps (one call per step with
-``per_step=True``).  v = x + R repeats the loop's own addition, so the spikes are the loop's.
+The forward pass runs neuron.neuron_step once without autograd to get the residuals R, then
+quantizes v = x + R with quant's LSQ function in one call over all T steps (one call per step with
+``per_step=True``).  v = x + R repeats the step's own addition, so the spikes are the step's.
 
 Layers (``TQConv2d``, ``TQLinear``) are ``layers.QuantLayer``s, so quant_layers, layer_reports,
 bit_stats, the meter and the renewal policy treat them like the squeezed layers.  A layer maps
@@ -73,8 +75,8 @@ from torch import nn
 
 from .bits import LearnableInt
 from .layers import QConv2d, QuantConfig, QuantLayer, shape_only_active
-from .neuron import SpikingNeuron
-from .quant import _LSQ, WeightQuantizer, bit_grad_factor, grad_scale, int_codes, qrange
+from .neuron import SpikingNeuron, State, neuron_step, residual
+from .quant import _LSQ, WeightQuantizer, bit_grad_factor, grad_scale, qrange
 
 
 # --------------------------------------------------------------------------- time axis helpers
@@ -101,31 +103,36 @@ class PerStep(nn.Module):
 
 
 # --------------------------------------------------------------------------- the neuron
+def _zero_state(x: torch.Tensor) -> State:
+    """v_{-1} = 0, S_{-1} = 0 as tensors, so that v_0 = R_0 + x_0 with R_0 = 0."""
+    zero = torch.zeros_like(x[0])
+    return State(zero, zero)
+
+
 @torch.no_grad()
 def residuals(x: torch.Tensor, vth: torch.Tensor, ranges: list[tuple[int, int]], tau: float = 1.0,
               firing: str = "round") -> torch.Tensor:
-    """R_t = v_{t-1}/tau - Vth1 S_{t-1} for t = 0..T-1 (R_0 = 0), for x of shape [T, ...].
+    """R_t = v_{t-1}/tau - Vth1 S_{t-1} for t = 0..T-1 (R_0 = 0), for x of shape [T, ...]: the
+    states of neuron.neuron_step run on x_0, x_1, ...
 
     ``vth`` has one entry per parameter slot (1 or T), ``ranges`` one (qmin, qmax) per slot.
     """
-    T = x.shape[0]
     shared = vth.shape[0] == 1
-    R = torch.zeros_like(x)
-    v = out = None
-    for t in range(T):
+    R = torch.empty_like(x)
+    state = _zero_state(x)
+    for t in range(x.shape[0]):
         p = 0 if shared else t
-        if t > 0:
-            R[t] = (v if tau == 1 else v / tau) - out
-        v = x[t] + R[t]  # the same addition as v = x + R in the caller
-        q = int_codes(v / vth[p], *ranges[p], firing)[0]
-        out = q * vth[p]
+        R[t] = residual(state, tau)  # neuron_step adds x_t to it: v_t = R_t + x_t
+        _, state = neuron_step(x[t], state, vth[p], *ranges[p], tau, firing)
     return R
 
 
+@torch.no_grad()
 def time_neuron_trace(x: torch.Tensor, vth, bits, tau: float = 1.0, firing: str = "round",
                       signed: bool = False):
-    """Membrane potentials and spike counts (v, S), each [T, ...], of the time-preserving neuron
-    for an input x of shape [T, ...] (numbers, or per-step sequences of length T, for vth/bits)."""
+    """Membrane potentials and spike counts (v, S), each [T, ...], of neuron.neuron_step run on
+    x_0, x_1, ... for an input x of shape [T, ...] (numbers, or per-step sequences of length T,
+    for vth/bits)."""
     T = x.shape[0]
     per = isinstance(vth, (list, tuple)) or isinstance(bits, (list, tuple))
     vths = list(vth) if isinstance(vth, (list, tuple)) else [vth] * (T if per else 1)
@@ -134,10 +141,13 @@ def time_neuron_trace(x: torch.Tensor, vth, bits, tau: float = 1.0, firing: str 
         raise ValueError(f"per-step vth and bits need T = {T} entries each")
     v_thr = torch.as_tensor([float(v) for v in vths[:T]], dtype=x.dtype)
     ranges = [qrange(int(b), signed) for b in bitss[:T]]
-    v = x + residuals(x, v_thr, ranges, tau, firing)
-    S = torch.stack([int_codes(v[t] / v_thr[t if per else 0], *ranges[t if per else 0], firing)[0]
-                     for t in range(T)])
-    return v, S
+    state, vs, ss = _zero_state(x), [], []
+    for t in range(T):
+        p = t if per else 0
+        spikes, state = neuron_step(x[t], state, v_thr[p], *ranges[p], tau, firing)
+        vs.append(state.v)
+        ss.append(spikes.S)
+    return torch.stack(vs), torch.stack(ss)
 
 
 class TemporalNeuron(SpikingNeuron):

@@ -3,7 +3,9 @@
 This module works through the paper's argument for renewing the quantization step
 when a layer's bit width drops (Yao et al., arXiv 2506.23717; see
 book/method.md#method-theorem and book/definitions.md#def-theorem).
-It depends on numpy and scipy only; nothing here imports the rest of the package.
+It depends on numpy and scipy only, apart from the Monte Carlo with the real neuron
+(:func:`mc_neuron_t_step_probability`), which runs the package's neuron
+(:func:`adabit_lite.neuron.neuron_trace`, in float64).
 
 Setting and notation used in every function below:
 
@@ -85,7 +87,6 @@ __all__ = [
     "mc_probability",
     "mc_expected_sq_error",
     "mc_expected_sq_quantized_gap",
-    "neuron_codes",
     "mc_neuron_t_step_probability",
 ]
 
@@ -606,28 +607,23 @@ def mc_expected_sq_quantized_gap(b, b_new, sigma=1.0, n=10**6, seed=0, step=None
 # ----------------------------------------------------------------------------------
 # The actual multi-bit soft-reset neuron, T steps with the same input
 # ----------------------------------------------------------------------------------
-def neuron_codes(x, step, b, T):
-    """Codes ``S_t`` (shape ``(T,) + x.shape``) of the refined soft-reset neuron.
-
-    book/method.md#method-neuron with ``tau = 1``::
+def _neuron_codes(x, step, b, T):
+    """Codes ``S_t`` (shape ``(T,) + x.shape``, float64) of the package's own neuron,
+    :func:`adabit_lite.neuron.neuron_trace` with ``tau = 1``, round firing, ``b`` unsigned bits::
 
         v_0 = x,                        S_0 = clip(floor(v_0 / s + 1/2), 0, 2^b - 1)
         v_t = v_{t-1} - s S_{t-1} + x,  S_t = clip(floor(v_t / s + 1/2), 0, 2^b - 1)
 
-    The same ``x`` is re-added at every step. Emitted value at step t: ``s S_t``.
+    (imported here, not at the top: the rest of this module needs numpy and scipy only).
     """
-    x = np.asarray(x, dtype=float)
-    L = n_levels(b)
-    T = int(T)
-    if T < 1:
+    import torch
+
+    from .neuron import neuron_trace
+
+    if int(T) < 1:
         raise ValueError("T must be >= 1")
-    out = np.empty((T,) + x.shape, dtype=float)
-    v = x.copy()
-    for t in range(T):
-        if t > 0:
-            v = v - step * out[t - 1] + x
-        out[t] = np.clip(np.floor(v / step + 0.5), 0, L)
-    return out
+    x = torch.from_numpy(np.asarray(x, dtype=float))
+    return neuron_trace(x, float(step), int(b), int(T))[1].numpy()
 
 
 def mc_neuron_t_step_probability(b, b_new, T, sigma=1.0, n=10**6, seed=0,
@@ -667,8 +663,8 @@ def mc_neuron_t_step_probability(b, b_new, T, sigma=1.0, n=10**6, seed=0,
     counts = np.zeros(int(T), dtype=np.int64)
     for m in _chunks(n, chunk):
         x = sample_halfnormal(rng, m, sigma)
-        e_stale = (s_stale * neuron_codes(x, s_stale, b_new, T) - x) ** 2
-        e_ref = (s_ref * neuron_codes(x, s_ref, b_ref, T) - x) ** 2
+        e_stale = (s_stale * _neuron_codes(x, s_stale, b_new, T) - x) ** 2
+        e_ref = (s_ref * _neuron_codes(x, s_ref, b_ref, T) - x) ** 2
         worse_by_t = np.logical_or.accumulate(e_stale > e_ref, axis=0)
         counts += np.count_nonzero(worse_by_t, axis=1)
     p = counts / n

@@ -1,14 +1,16 @@
-"""Opt-in benchmark: the torch.compile variant of the fused neuron (prototype_neuron.py) at T = 4.
+"""Opt-in benchmark: the package's neuron with torch.compile's execution (ADABIT_FUSED=compile:
+``adabit_lite.neuron.squeeze`` compiled by torch.compile) at T = 4.
 
-Not part of ``all``: every (shape, T) compiles once, tens of seconds on a CPU.  For each shape of
-book/definitions.md#def-benchmark-shapes at batch 64, Bs = Bw = 4, T = 4 (the T of the layer target):
+Not part of ``all``: every (shape, T) compiles once, seconds to tens of seconds on a CPU.  For each
+shape of book/definitions.md#def-benchmark-shapes at batch 64, Bs = Bw = 4, T = 4 (the T of the
+layer target):
 
-- neuron alone: the package's neuron ("ours"), the compiled variant and snntorch.Leaky (as
-  bench_neuron);
-- layer: squeezed with the package's and with the compiled neuron, multi-step snntorch, ANN floor
-  (as bench_layer).
+- neuron alone: the package's neuron ("ours": the C pass on a CPU), the same neuron compiled
+  ("compiled") and snntorch.Leaky (as bench_neuron);
+- layer: the squeezed layer with the package's default execution and compiled, multi-step
+  snntorch, ANN floor (as bench_layer).
 
-The compiled neuron is checked against the package (same output, gradients within 1e-3).  The
+The compiled neuron is checked against the default one (same output, gradients within 1e-3).  The
 compile times are cold: the run starts from an empty inductor cache in a temporary folder (a warm
 on-disk cache from an earlier run would make them look like seconds or less).
 """
@@ -20,22 +22,28 @@ import time
 
 import snntorch as snn
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from adabit_lite.layers import QConv2d, QuantConfig
 
 from .bench_layer import CONV_SHAPES, MultiStep
-from .bench_neuron import leaky_mean, make_neuron, outputs_and_grads
+from .bench_neuron import fused_setting, leaky_mean, make_neuron, outputs_and_grads
 from .common import BATCH, backward_call, compare, ratio, shapes
-from .prototype_neuron import compiled_forward
+
+
+def compiled(fn):
+    """``fn`` run with the package's torch.compile execution."""
+    def call(*args):
+        with fused_setting("compile"):
+            return fn(*args)
+    return call
 
 
 def _agree(neuron, x, g) -> float:
     def run(fn):
         return outputs_and_grads(neuron, fn, x, g)
 
-    a, b = run(neuron), run(lambda xx: compiled_forward(neuron, xx))
+    a, b = run(neuron), run(compiled(neuron))
     if not torch.equal(a[0], b[0]):
         return float("inf")
     return max(float((u - v).abs().max() / v.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))
@@ -59,7 +67,7 @@ def _run(T: int, Bs: int, rounds: int, min_time: float, device: torch.device) ->
         g = torch.randn(size, device=device)
         neuron = make_neuron(Bs, T, x)
         t0 = time.perf_counter()
-        compiled_forward(neuron, x).backward(g)  # compiles
+        compiled(neuron)(x).backward(g)  # compiles
         compile_s = time.perf_counter() - t0
         rel = _agree(neuron, x, g)
         lif = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract").to(device)
@@ -71,7 +79,7 @@ def _run(T: int, Bs: int, rounds: int, min_time: float, device: torch.device) ->
             return call
 
         res = compare({"ours": bench(neuron),
-                       "compiled": bench(lambda xx: compiled_forward(neuron, xx)),
+                       "compiled": bench(compiled(neuron)),
                        "snntorch": bench(lambda xx: leaky_mean(lif, xx, T))},
                       rounds=rounds, min_time=min_time)
         row = {"shape": shape_name, "input": list(size), "T": T, "Bs": Bs,
@@ -92,22 +100,13 @@ def _run(T: int, Bs: int, rounds: int, min_time: float, device: torch.device) ->
         multi = MultiStep(C, T).to(device).train()
         ann = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C),
                             nn.ReLU()).to(device).train()
-        qconv, bn = squeezed[0], squeezed[1]
         squeezed(x)
         multi(x)
         g_multi = torch.randn((T,) + size, device=device)
-
-        def with_neuron(fwd):
-            def call():
-                x.grad = None
-                y = qconv._conv_forward(fwd(qconv.neuron, x), qconv.wq(qconv.weight), qconv.bias)
-                F.relu(bn(y)).backward(g)
-            return call
-
-        with_neuron(compiled_forward)()  # compile for this module's shapes
+        compiled(backward_call(squeezed, x, g))()  # compile for this module's shapes
 
         res = compare({"squeezed": backward_call(squeezed, x, g),
-                       "compiled": with_neuron(compiled_forward),
+                       "compiled": compiled(backward_call(squeezed, x, g)),
                        "multistep": backward_call(multi, x, g_multi),
                        "ann": backward_call(ann, x, g)}, rounds=rounds, min_time=min_time)
         row = {"shape": shape_name, "input": list(size), "T": T,

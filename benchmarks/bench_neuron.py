@@ -8,8 +8,9 @@ For every shape of book/definitions.md#def-benchmark-shapes (batch 64), T in {1,
   reset and the default arctan surrogate gradient), the same x fed at each of T steps, r = mean of
   the T spike tensors, then r.backward(g);
 
-- ``eager`` (where the package runs its compiled step loop, adabit_lite.fused: on a CPU): the same
-  neuron with ``ADABIT_FUSED=0``, the eager step loop that gives the same numbers;
+- ``eager`` (where the package runs its compiled C pass, adabit_lite.fused: on a CPU): the same
+  neuron with ``ADABIT_FUSED=0``, which runs ``adabit_lite.neuron.squeeze`` as written (the same
+  numbers);
 
 x = relu(N(0, 1)) (a post-BN/ReLU activation) with requires_grad, g = N(0, 1).  snntorch's cost
 does not depend on Bs (it fires binary spikes); it is re-timed in every case so that each ratio
@@ -44,10 +45,11 @@ def leaky_mean(lif: snn.Leaky, x: torch.Tensor, T: int) -> torch.Tensor:
 
 
 @contextmanager
-def eager_step_loop():
-    """The package with its compiled step loop switched off (ADABIT_FUSED=0)."""
+def fused_setting(value: str):
+    """The package run with ADABIT_FUSED=value ('0': the eager loop; 'compile': torch.compile's;
+    adabit_lite.neuron.execution reads it at each call)."""
     old = os.environ.get("ADABIT_FUSED")
-    os.environ["ADABIT_FUSED"] = "0"
+    os.environ["ADABIT_FUSED"] = value
     try:
         yield
     finally:
@@ -99,7 +101,7 @@ def run(smoke: bool = False, rounds: int | None = None, min_time: float | None =
                     leaky_mean(lif, x, T).backward(g)
 
                 def eager():
-                    with eager_step_loop():
+                    with fused_setting("0"):
                         ours()
 
                 candidates = {"ours": ours, "snntorch": theirs}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -126,6 +127,18 @@ def test_targets_structure(smoke):
     for t in targets.values():
         assert t["met"] in (True, False) and t["measured"] is not None
     assert targets["no_elements_x_levels"]["met"] and targets["memory_constant_in_T"]["met"]
+
+
+def test_the_compiled_column_times_the_package_neuron(monkeypatch):
+    """bench_compiled times the package's own neuron with its torch.compile execution chosen
+    (ADABIT_FUSED=compile, adabit_lite.neuron.execution), not a copy of the neuron."""
+    from benchmarks import bench_compiled
+
+    monkeypatch.delenv("ADABIT_FUSED", raising=False)
+    seen = []
+    bench_compiled.compiled(lambda: seen.append(os.environ.get("ADABIT_FUSED")))()
+    assert seen == ["compile"] and "ADABIT_FUSED" not in os.environ
+    assert not (Path(ROOT) / "benchmarks" / "prototype_neuron.py").exists()
 
 
 def test_book_output_parser():

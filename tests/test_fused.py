@@ -1,4 +1,6 @@
-"""The compiled step loop (adabit_lite.fused) gives the eager step loop's bits, or stands aside."""
+"""The faster executions of the neuron's T steps, the C pass (adabit_lite.fused) and torch.compile's,
+give the bits of neuron.squeeze as written (T calls of neuron.neuron_step, the definition), or
+stand aside; neuron.execution chooses between them."""
 
 import shutil
 import warnings
@@ -7,7 +9,7 @@ import pytest
 import torch
 
 from adabit_lite import fused
-from adabit_lite.neuron import SpikingNeuron
+from adabit_lite.neuron import SpikingNeuron, execution
 
 HAS_CC = fused._compiler() is not None
 
@@ -110,6 +112,39 @@ def test_thread_count_does_not_change_the_bits(monkeypatch):
     one = _run(n, x, "1", monkeypatch, threads=1, reduced=False)
     _same_bits(one, _run(n, x, "1", monkeypatch, threads=2, reduced=False))
     _same_bits(one, _run(n, x, "0", monkeypatch, threads=1, reduced=False))
+
+
+def test_the_execution_is_chosen_in_one_place(monkeypatch):
+    x = torch.zeros(8)
+    monkeypatch.delenv("ADABIT_FUSED", raising=False)
+    assert execution(x, True, False, "round", 4) == ("c" if HAS_CC else "eager")
+    assert execution(x.double(), True, False, "round", 4) == "eager"
+    assert execution(x, False, False, "round", 4) == "eager"
+    monkeypatch.setenv("ADABIT_FUSED", "0")
+    assert execution(x, True, False, "round", 4) == "eager"
+    monkeypatch.setenv("ADABIT_FUSED", "compile")
+    assert execution(x, True, False, "round", 4) == "compiled"
+    assert execution(x.double(), False, True, "floor", 4) == "compiled"
+
+
+@pytest.mark.parametrize("options", [{}, {"signed": True}, {"amplitude": True, "tau": 2.0,
+                                                             "firing": "floor"},
+                                     {"per_step": True, "T_bound": 3}])
+def test_torch_compile_gives_the_same_bits(options, monkeypatch):
+    """ADABIT_FUSED=compile runs neuron.squeeze compiled by torch.compile: the eager bits, ties,
+    zeros and inf included (a NaN stays NaN, but its payload bits may differ, so there is none
+    here).  The first case compiles, seconds to tens of seconds on a CPU."""
+    n = SpikingNeuron(bits=3, T=3, **options).train()
+    n.track_rate = True
+    x = _input((4, 6, 9), seed=5).nan_to_num(nan=0.75)
+    x = x if options.get("signed") else x.abs()
+    n(x.abs().nan_to_num(posinf=1.0))  # step initialised on finite data
+    with torch.no_grad():
+        n.step.fill_(0.5)
+    counters = torch._dynamo.utils.counters
+    before = counters["stats"]["unique_graphs"]
+    _same_bits(_run(n, x, "compile", monkeypatch), _run(n, x, "0", monkeypatch))
+    assert counters["stats"]["unique_graphs"] > before or counters["stats"]["calls_captured"] > 0
 
 
 def test_other_cases_take_the_eager_path():

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from adabit_lite.neuron import SpikingNeuron, _SqueezedNeuron, neuron_trace
-from adabit_lite.quant import bit_grad_factor, grad_scale, int_codes, lsq_quantize, qrange
+from adabit_lite import neuron as neuron_mod
+from adabit_lite.neuron import SpikingNeuron, State, neuron_step, neuron_trace, squeeze
+from adabit_lite.quant import int_codes, qrange
+from oracles import lsq_neuron, neuron_codes, ste_neuron
 
 
 @pytest.mark.parametrize("tau,firing,spikes", [
@@ -37,19 +39,6 @@ def test_signed_stem_spikes():
     assert s[0].tolist() == [-3, 0, 1, 127]
 
 
-def reference_neuron(x, n: SpikingNeuron):
-    """Unfused per-step version: LSQ at every step, residual detached, r = total / T_ste."""
-    T = int(n.T)
-    v = out = torch.zeros_like(x)
-    total = 0
-    for t in range(T):
-        p = t if n.per_step else 0
-        v = (v / n.tau - out).detach() + x
-        out = lsq_quantize(v, n.step[p:p + 1], n.bits[p](), n.signed, mode=n.firing)
-        total = total + out
-    return total / n.T()
-
-
 def _grads(fn, x, n, up):
     n.zero_grad()
     x = x.clone().requires_grad_()
@@ -75,7 +64,7 @@ def test_fused_backward_equals_the_unfused_reference(T, tau, firing, per_step, s
         for i, b in enumerate(n.bits):
             b.latent.fill_(1 + i % 3)
     y1, gx1, gp1 = _grads(n, x, n, up)
-    y2, gx2, gp2 = _grads(lambda z: reference_neuron(z, n), x, n, up)
+    y2, gx2, gp2 = _grads(lambda z: lsq_neuron(z, n), x, n, up)
     torch.testing.assert_close(y1, y2)
     torch.testing.assert_close(gx1, gx2)
     assert gp1.keys() == gp2.keys()
@@ -121,48 +110,6 @@ def test_bad_neuron_options_are_rejected():
 
 
 # ------------------------------------------------------------------ the fused function's branches
-class _Code(torch.autograd.Function):
-    """S = int_codes(u)[0] with the STE: dS/du = m (inside), dS/dB = c_B * clip."""
-
-    @staticmethod
-    def forward(ctx, u, bits, qmin, qmax, firing, factor):
-        q, inside, clip = int_codes(u, qmin, qmax, firing)
-        ctx.save_for_backward(inside.to(u.dtype), clip.to(u.dtype))
-        ctx.factor = factor
-        return q
-
-    @staticmethod
-    def backward(ctx, grad):
-        inside, clip = ctx.saved_tensors
-        return grad * inside, (grad * clip).sum() * ctx.factor, None, None, None, None
-
-
-def _scaled(p, g):
-    """p in value, g * dL/dp in gradient (LSQ's gradient scale)."""
-    return p * g + (p - p * g).detach()
-
-
-def ste_reference(x, n: SpikingNeuron, firing=None):
-    """Independent unfused neuron: r = (1/T_ste) sum_t A_p * Code(v_t / Vth1_p), A = Vth1 or alpha,
-    the gradient scale g on Vth1, alpha and Bs, the reset Vth1 S detached."""
-    T, firing = int(n.T), firing or n.firing
-    v = out = torch.zeros_like(x)
-    total = 0
-    for t in range(T):
-        p = t if n.per_step else 0
-        b = int(n.bits[p])
-        qmin, qmax = qrange(b, n.signed)
-        g = grad_scale(x.numel(), qmax)
-        vth = _scaled(n.step[p], g)
-        amp = _scaled(n.alpha[p], g) if n.amplitude else vth
-        v = (v / n.tau - out).detach() + x
-        s = _Code.apply(v / vth, _scaled(n.bits[p](), g), qmin, qmax, firing,
-                        bit_grad_factor(b, qmax))
-        out = n.step[p].detach() * s
-        total = total + amp * s
-    return total / n.T()
-
-
 def _neuron(T, tau=1.0, firing="round", per_step=False, signed=False, amplitude=False, seed=0):
     n = SpikingNeuron(bits=2, T=T, tau=tau, firing=firing, per_step=per_step, signed=signed,
                       amplitude=amplitude, T_bound=T + 1).double().eval()
@@ -189,11 +136,11 @@ def _input(T, signed, shape=(4, 3, 5, 5)):
     (1, 2.0, "floor", False, False, True), (4, 2.0, "floor", False, False, True),
     (3, 1.0, "round", False, False, True), (3, 2.0, "floor", True, False, True),
     (2, 1.0, "round", True, True, True)])
-def test_fused_neuron_equals_the_ste_reference(T, tau, firing, per_step, signed, amplitude):
+def test_fused_neuron_equals_the_ste_neuron(T, tau, firing, per_step, signed, amplitude):
     x, up = _input(T, signed)
     n = _neuron(T, tau, firing, per_step, signed, amplitude)
     y1, gx1, gp1 = _grads(n, x, n, up)
-    y2, gx2, gp2 = _grads(lambda z: ste_reference(z, n), x, n, up)
+    y2, gx2, gp2 = _grads(lambda z: ste_neuron(z, n), x, n, up)
     torch.testing.assert_close(y1, y2)
     torch.testing.assert_close(gx1, gx2)
     assert gp1.keys() == gp2.keys()
@@ -233,49 +180,89 @@ def test_partial_gradients_and_no_grad(per_step, amplitude):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-@pytest.mark.parametrize("firing", ["round", "floor", "binary"])
-def test_step_loop_fires_exactly_like_int_codes(signed, firing):
-    """_Steps.fire mirrors quant.int_codes (halves, zeros, both clip sides), in both dtypes."""
-    from adabit_lite.neuron import _Steps
-
+@pytest.mark.parametrize("firing", ["round", "floor"])
+def test_the_step_fires_exactly_like_int_codes(signed, firing):
+    """neuron_step's S_t, m_t and c_t are quant.int_codes' (halves, zeros, both clip sides), in
+    both dtypes."""
     for dtype in (torch.float32, torch.float64):
         special = torch.tensor([-0.0, 1e-9, -1e-9, 300.0, -300.0], dtype=dtype)
         noise = torch.randn(200, generator=torch.Generator().manual_seed(1), dtype=dtype) * 6
         u = torch.cat([torch.arange(-20, 21, dtype=dtype) / 4, special, noise])
         for bits in (1, 2, 3):
             qmin, qmax = qrange(bits, signed)
-            st = _Steps(u, 1.0, firing)
-            st.advance(0)
-            st.fire(torch.tensor(1.0, dtype=dtype), qmin, qmax, need_clip=True)
+            spikes, state = neuron_step(u, None, torch.tensor(1.0, dtype=dtype), qmin, qmax,
+                                        firing=firing)
             q, inside, clip = int_codes(u, qmin, qmax, firing)
-            assert torch.equal(st.s, q) and torch.equal(st.inside, inside.to(dtype))
-            assert torch.equal(st.a, clip.to(dtype))
+            assert torch.equal(spikes.S, q) and torch.equal(spikes.inside, inside.to(dtype))
+            assert torch.equal(spikes.clip, clip.to(dtype)) and torch.equal(spikes.u, u)
+            assert state.v is u and torch.equal(state.reset, q)
 
 
-@pytest.mark.parametrize("per_step", [False, True])
-def test_other_int_codes_modes_reach_the_function(per_step):
-    """A firing mode the module does not offer ('binary') still runs through int_codes."""
-    T = 3
-    x, up = _input(T, True)
-    n = _neuron(T, 1.0, "round", per_step, True)
-    with torch.no_grad():
-        for b in n.bits:
-            b.latent.fill_(1)
+def test_the_step_is_pure_state_in_state_out():
+    """The step reads x and the state and writes neither; fed its own state back it continues
+    the recurrence v_t = v_{t-1} / tau - Vth1 S_{t-1} + x."""
+    x = torch.tensor([0.7, 2.6, -0.3, 5.0], dtype=torch.float64)
+    state = State(torch.tensor([0.4, 1.1, 0.2, 9.0], dtype=torch.float64),
+                  torch.tensor([0.5, 1.0, 0.0, 1.5], dtype=torch.float64))
+    before = [x.clone(), state.v.clone(), state.reset.clone()]
+    spikes, new = neuron_step(x, state, 0.5, 0, 3, tau=2.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, [x, state.v, state.reset]))
+    torch.testing.assert_close(new.v, state.v / 2 - state.reset + x, rtol=0, atol=0)
+    assert spikes.S.tolist() == [1, 3, 0, 3] and torch.equal(new.reset, 0.5 * spikes.S)
+    with pytest.raises(ValueError, match="firing"):
+        neuron_step(x, None, 0.5, 0, 3, firing="binary")
+
+
+def test_the_trace_is_the_book_neuron():
+    """neuron_trace (T steps of neuron_step) against the numpy oracle of the book's equations."""
+    x = torch.rand(5000, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 3
+    for b, T in ((1, 3), (2, 5), (4, 6)):
+        _, S = neuron_trace(x, 0.37, b, T)
+        assert (S.numpy() == neuron_codes(x.numpy(), 0.37, b, T)).all()
+
+
+@pytest.mark.parametrize("per_step,amplitude", [(False, False), (True, False), (False, True),
+                                                (True, True)])
+def test_training_runs_the_step_function(per_step, amplitude, monkeypatch):
+    """The module's forward pass (and, per step, its backward pass) call neuron_step itself: T
+    calls each, and squeeze gives the module's output bit for bit."""
+    monkeypatch.setenv("ADABIT_FUSED", "0")
+    calls = []
+
+    def counted(*args, **kw):
+        calls.append(1)
+        return neuron_step(*args, **kw)
+
+    monkeypatch.setattr(neuron_mod, "neuron_step", counted)
+    x, up = _input(3, False)
+    n = _neuron(3, 2.0, "floor", per_step, False, amplitude)
+    r = n(x)
+    assert len(calls) == 3
+    (r * up).sum().backward()
+    assert len(calls) == (6 if per_step else 3)
     slots = n.active_slots()
-    ranges = [qrange(1, True)] * slots
+    alpha = n.alpha[:slots].detach() if amplitude else None
+    ranges = [qrange(int(b), False) for b in n.bits[:slots]]
+    direct = squeeze(x, n.step[:slots].detach(), alpha, ranges, 3, 2.0, "floor").r
+    assert torch.equal(direct, r.detach())
 
-    def fused(z):
-        return _SqueezedNeuron.apply(
-            z, n.step[:slots], None, torch.stack([b() for b in n.bits[:slots]]), n.T(), T, ranges,
-            n.tau, "binary", [grad_scale(z.numel(), 1)] * slots, [bit_grad_factor(1, 1)] * slots,
-            False)[0]
 
-    y1, gx1, gp1 = _grads(fused, x, n, up)
-    y2, gx2, gp2 = _grads(lambda z: ste_reference(z, n, firing="binary"), x, n, up)
-    torch.testing.assert_close(y1, y2)
-    torch.testing.assert_close(gx1, gx2)
-    for k in gp2:
-        torch.testing.assert_close(gp1[k], gp2[k], msg=k)
+def test_deterministic_mode_keeps_its_fill_setting():
+    """Inside the neuron the NaN fill of torch.empty in deterministic mode is off (every element
+    is written before it is read); after it, it is as before, and the numbers are the same."""
+    import torch.utils.deterministic as det
+
+    x, up = _input(3, False)
+    n = _neuron(3, 1.0, "round", False, False, False)
+    plain = _grads(n, x, n, up)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        det_run = _grads(n, x, n, up)
+        assert det.fill_uninitialized_memory is True
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(plain[0], det_run[0]) and torch.equal(plain[1], det_run[1])
+    assert all(torch.equal(plain[2][k], det_run[2][k]) for k in plain[2])
 
 
 @pytest.mark.parametrize("per_step,signed", [(False, False), (True, False), (False, True),
@@ -300,7 +287,7 @@ def test_per_step_slots_get_their_own_gradients():
     y, _, gp = _grads(n, x, n, up)
     assert gp["step"][2:].abs().sum() == 0 and (gp["step"][:2] != 0).all()
     assert "bits.2.latent" not in gp and "bits.3.latent" not in gp
-    _, _, gp_ref = _grads(lambda z: ste_reference(z, n), x, n, up)
+    _, _, gp_ref = _grads(lambda z: ste_neuron(z, n), x, n, up)
     torch.testing.assert_close(gp["step"], gp_ref["step"])
 
 

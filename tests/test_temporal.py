@@ -15,9 +15,9 @@ from adabit_lite.loss import bit_stats
 from adabit_lite.meter import layer_costs, measure_firing, meter_model
 from adabit_lite.models import build_model
 from adabit_lite.neuron import neuron_trace
-from adabit_lite.quant import lsq_quantize
 from adabit_lite.temporal import TemporalNeuron, TQConv2d, TQLinear, time_neuron_trace
 from adabit_lite.train import OptionError, TrainConfig, load_trained, train
+from oracles import lsq_time_neuron
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -58,17 +58,6 @@ def test_the_neuron_refuses_an_input_without_its_frames():
         fixed_neuron()(torch.zeros(4, 2))
 
 
-def reference_outputs(n: TemporalNeuron, x: torch.Tensor) -> torch.Tensor:
-    """The recurrence written out with quant.lsq_quantize, one call per step, residual detached."""
-    outs, v, out = [], None, None
-    for t in range(x.shape[0]):
-        p = t if n.per_step else 0
-        v = x[t] if t == 0 else (v / n.tau - out).detach() + x[t]
-        out = lsq_quantize(v, n.step[p:p + 1], n.bits[p](), signed=n.signed, mode=n.firing)
-        outs.append(out)
-    return torch.stack(outs)
-
-
 @pytest.mark.parametrize("kw", [{}, {"tau": 2.0, "firing": "floor"}, {"per_step": True},
                                 {"signed": True}])
 def test_gradients_match_an_unfused_lsq_reference(kw):
@@ -91,7 +80,7 @@ def test_gradients_match_an_unfused_lsq_reference(kw):
             [b.latent.grad for b in n.bits])
 
     y, gx, gs, gb = grads(n)
-    y_ref, gx_ref, gs_ref, gb_ref = grads(lambda x: reference_outputs(n, x))
+    y_ref, gx_ref, gs_ref, gb_ref = grads(lambda x: lsq_time_neuron(n, x))
     assert torch.equal(y, y_ref)
     assert torch.equal(gx, gx_ref)
     torch.testing.assert_close(gs, gs_ref, rtol=1e-5, atol=1e-7)

@@ -7,6 +7,7 @@ import pytest
 from scipy import integrate
 
 from adabit_lite import theory as th
+from oracles import neuron_codes
 
 N_MC = 10**6
 Z = 5.0  # tolerance in standard errors
@@ -254,16 +255,19 @@ def test_drafted_formula_differs_from_exact_stale_error():
 
 # ---------------------------------------------------------------- the actual neuron
 def test_neuron_codes_soft_reset_properties():
+    """The Monte Carlo's neuron is the package's (neuron.neuron_trace): the numpy oracle's codes,
+    and the properties the argument uses."""
     rng = np.random.default_rng(1)
     s, b, T = 0.2, 4, 6
     x = rng.uniform(0.0, 2.8, 10_000)  # below the clip level 3.0 - s/2: never saturates
-    codes = th.neuron_codes(x, s, b, T)
+    codes = th._neuron_codes(x, s, b, T)
+    np.testing.assert_array_equal(codes, neuron_codes(x, s, b, T))
     np.testing.assert_array_equal(codes[0] * s, th.quantize(x, s, b))
     # soft reset with rounding: cumulative emission tracks t * x within half a step
     resid = (np.arange(1, T + 1)[:, None] * x) - s * np.cumsum(codes, axis=0)
     assert np.all(resid >= -0.5 * s - 1e-12) and np.all(resid < 0.5 * s + 1e-12)
     # saturating input emits the top code every step
-    assert np.all(th.neuron_codes(np.array([5.0]), s, b, T) == 15)
+    assert np.all(th._neuron_codes(np.array([5.0]), s, b, T) == 15)
 
 
 def test_neuron_t_step_against_original_stays_at_p():

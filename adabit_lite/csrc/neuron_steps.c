@@ -1,9 +1,10 @@
 /* The refined neuron's T steps for one shared parameter slot, fused into one pass over memory.
  *
- * Used by adabit_lite/fused.py on CPU float32 tensors.  The arithmetic is the eager path's
- * (adabit_lite/neuron.py, _Steps and _SqueezedNeuron.forward), operation by operation and in the
- * same order, so both give the same bits; compiled with -ffp-contract=off (no fused multiply-add)
- * and without -ffast-math.  For t = 0 .. T-1 and every element:
+ * Used by adabit_lite/fused.py on CPU float32 tensors.  The arithmetic is that of the neuron's
+ * definition (adabit_lite/neuron.py: neuron_step, run T times by squeeze), operation by operation
+ * and in the same order, so both give the same bits (tests/test_fused.py); compiled with
+ * -ffp-contract=off (no fused multiply-add) and without -ffast-math.  For t = 0 .. T-1 and every
+ * element:
  *
  *   v_0 = x,   v_t = ((v_{t-1} / tau) - out_{t-1}) + x          (no division when tau = 1)
  *   u_t = v_t / Vth1,   a_t = R(u_t),   S_t = clip(a_t, qmin, qmax)
@@ -11,7 +12,7 @@
  *   m_t = [a_t == S_t],   c_t = sign(a_t - S_t),   out_t = S_t * Vth1
  *   r = (sum_t out_t) / T,   n_in = sum_t m_t,   d_vth = sum_t (S_t + (-u_t) m_t),   n_clip = sum_t c_t
  *
- * Each sum starts from its t = 0 term and adds the next ones in step order, as the eager path does.
+ * Each sum starts from its t = 0 term and adds the next ones in step order, as squeeze does.
  * Returns the number of non-zero S_t over all elements and steps.  The elements are processed in
  * blocks small enough for the first-level cache.
  */

@@ -2,7 +2,8 @@
 #method-bit-gradient, #method-algorithm-1).
 
 The gradient formulas below are written out again from the method, apart from ``quant.py`` and
-``neuron.py`` on purpose, so that the chapter can check the package's autograd against them.
+``neuron.py`` on purpose, so that the chapter can check the package's autograd against them; the
+neuron's potentials they are evaluated at are the package's own (``neuron.neuron_trace``).
 With u = x / s and (qmin, qmax) the integer range of B bits (weights signed, spikes unsigned):
 
     d x_q / d s = round(u) - u        where qmin <= round(u) <= qmax      (LSQ, STE through round)
@@ -30,7 +31,7 @@ from .. import data as data_mod
 from .. import quant
 from ..layers import clamp_, quant_layers
 from ..loss import BitTarget, bit_loss, bit_stats
-from ..neuron import SpikingNeuron
+from ..neuron import SpikingNeuron, neuron_trace
 from ..train import TrainConfig, build
 
 LN2 = math.log(2.0)
@@ -153,17 +154,10 @@ def package_elementwise_grads(x, step: float, bits: int, signed: bool):
 
 
 def neuron_potentials(x: torch.Tensor, vth: float, bits: int, T: int) -> list[torch.Tensor]:
-    """v_t of the refined neuron written out (tau = 1, round firing, unsigned):
-    v_0 = x, v_t = v_{t-1} - Vth1 S_{t-1} + x, S_t = clip(floor(v_t / Vth1 + 1/2), 0, 2^Bs - 1).
-    Kept in x's dtype (float32 like the package) so both round exactly the same values."""
-    qmax = int_range(bits, False)[1]
-    vs, v, out = [], None, None
-    for t in range(T):
-        v = x if t == 0 else v - out + x
-        s = torch.floor(v / vth + 0.5).clamp(0, qmax)
-        out = vth * s
-        vs.append(v)
-    return vs
+    """v_t of the package's neuron (``neuron.neuron_trace``: tau = 1, round firing, unsigned),
+    v_0 = x, v_t = v_{t-1} - Vth1 S_{t-1} + x, S_t = clip(floor(v_t / Vth1 + 1/2), 0, 2^Bs - 1),
+    in x's dtype: the potentials at which the formulas below are evaluated."""
+    return list(neuron_trace(x, vth, bits, T)[0])
 
 
 def neuron_grads_formula(x: torch.Tensor, vth: float, bits: int, T: int, grad_r: torch.Tensor):
