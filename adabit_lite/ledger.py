@@ -984,46 +984,59 @@ def summary_lines(ledger: list[dict]) -> list[str]:
             f"Reversed here: {titles(REVERSED)}. Not run here: {titles(NOT_RUN)}."]
 
 
-# (heading, width in em) of the page's columns
-_COLUMNS = (("#", 2.5), ("claim (the paper's statement; what is measured)", 20), ("source", 11),
-            ("the paper", 9), ("this book", 11), ("spread", 6), ("seeds", 4.5), ("p", 4.5),
-            ("setting of this book", 14), ("verdict", 8), ("section", 9))
+# (heading, class of its cells, share of the table's width in %) of the page's columns: the verdict
+# second, where a reader sees it; the source, spread, seeds, p-value and setting folded under the claim
+_COLUMNS = (("#", "n", 4), ("verdict", "verdict", 13), ("claim (the paper's statement)", "claim", 36),
+            ("the paper", "paper", 14), ("this book", "book", 17), ("section", "section", 16))
+# (label, row key, class) of the folded details of a claim
+_DETAILS = (("source in the paper", "source", "source"), ("spread", "spread text", "spread"),
+            ("seeds (runs)", "seeds text", "seeds"), ("Welch p", "p text", "p"),
+            ("setting of this book", "setting", "setting"))
+DETAILS_SUMMARY = "source, spread, seeds, p, setting"
 _VERDICT_COLOURS = {REPRODUCES: "#d9f0d3", SMALLER: "#fff2cc", NO_DIFFERENCE: "#e8e8e8",
                     REVERSED: "#f4cccc", NOT_RUN: "#ffffff"}
 
 
 def render_html(ledger: list[dict]) -> str:
-    """The ledger as one HTML table: no index column, "-" for a missing number, fixed decimals,
-    wrapped text in columns of fixed width, and a horizontal scroll bar when the page is narrower
-    than the table."""
+    """The ledger as one compact HTML table that fits the page: the row number, the verdict, the
+    claim (what is measured in small print, and a folded block with the source in the paper, the
+    spread, the seeds, the Welch p-value and the setting of this book's number), the paper's
+    number, this book's number (each with its small print) and the link to the chapter section.
+    Every cell has a class naming its column (``_COLUMNS``, ``_DETAILS``); "-" marks a number that
+    does not exist."""
     e = html.escape
 
     def small(text):
         return f'<br><span class="note">{e(text)}</span>' if text else ""
 
-    cols = "".join(f'<col style="width:{w}em">' for _, w in _COLUMNS)
-    head = "".join(f"<th>{e(c)}</th>" for c, _ in _COLUMNS)
+    cols = "".join(f'<col style="width:{w}%">' for _, _, w in _COLUMNS)
+    head = "".join(f'<th class="{c}">{e(h)}</th>' for h, c, _ in _COLUMNS)
     body = []
     for i, r in enumerate(ledger, 1):
-        cells = [
-            str(i),
-            f"<b>{e(r['paper'])}</b>: {e(r['claim'])}" + small(f"Measured: {r['measure']}"),
-            e(r["source"]),
-            e(r["paper text"]) + small(r["paper detail"]),
-            e(r["book text"]) + small(r["book detail"]),
-            e(r["spread text"]), e(r["seeds text"]), e(r["p text"]), e(r["setting"]),
-            f'<span style="background:{_VERDICT_COLOURS[r["verdict"]]};padding:0 3px">'
-            f'{e(r["verdict"])}</span>',
-            f'<a href="{e(r["href"])}">{e(r["chapter"])}</a>{small(r["section title"])}',
-        ]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    width = sum(w for _, w in _COLUMNS)
+        details = "".join(f'<dt>{e(label)}</dt><dd class="{cls}">{e(str(r[key]))}</dd>'
+                          for label, key, cls in _DETAILS)
+        cells = {
+            "n": str(i),
+            "verdict": f'<span class="verdict" style="background:{_VERDICT_COLOURS[r["verdict"]]}">'
+                       f'{e(r["verdict"])}</span>',
+            "claim": (f"<b>{e(r['paper'])}</b>: {e(r['claim'])}" + small(f"Measured: {r['measure']}")
+                      + f"<details><summary>{e(DETAILS_SUMMARY)}</summary><dl>{details}</dl></details>"),
+            "paper": e(r["paper text"]) + small(r["paper detail"]),
+            "book": e(r["book text"]) + small(r["book detail"]),
+            "section": f'<a href="{e(r["href"])}">{e(r["chapter"])}</a>{small(r["section title"])}',
+        }
+        body.append("<tr>" + "".join(f'<td class="{c}">{cells[c]}</td>' for _, c, _ in _COLUMNS) + "</tr>")
     style = ("<style>.claims-ledger{overflow-x:auto;max-width:100%}"
              ".claims-ledger table{border-collapse:collapse;font-size:0.8em;table-layout:fixed;"
-             f"width:{width}em}}"
+             "width:100%;min-width:40em}"
              ".claims-ledger th,.claims-ledger td{border:1px solid #ccc;padding:3px 5px;vertical-align:top;"
              "white-space:normal;overflow-wrap:break-word;text-align:left}"
              ".claims-ledger .note{font-size:0.9em;color:#555}"
+             ".claims-ledger span.verdict{padding:0 3px;display:inline-block}"
+             ".claims-ledger details{margin-top:2px;font-size:0.9em}"
+             ".claims-ledger summary{cursor:pointer;color:#2a5d9f}"
+             ".claims-ledger dl{margin:2px 0 0}.claims-ledger dt{font-weight:bold;margin:0}"
+             ".claims-ledger dd{margin:0 0 2px 1em}"
              "</style>")
     return (style + f'<div class="claims-ledger"><table><colgroup>{cols}</colgroup><thead><tr>{head}'
             + "</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>")

@@ -3,10 +3,18 @@
     fig, ax = plotting.figure()            # the book's style and size
     plotting.savefig(fig, "fig3_bits_per_epoch", fig_dir)   # PNG under fig_dir, name = paper's figure
     plotting.savetable(df, "table_ablation", fig_dir)       # CSV beside the figures
+    plotting.seed_comparison(ax, {"U-quant": accs_u, "LBW": accs_l})  # seeds, mean, 95 % CI
+    plotting.annotated_heatmap(ax, grid)   # numbers white on dark cells, black on light ones
+    plotting.label_points(ax, x, y, labels)  # point labels placed clear of every marker
+
+The drawing helpers draw on an axes made by :func:`figure` (the book's one style, ``STYLE``);
+the first two with seaborn.  ``show_table``, ``show_folded`` and ``show_text`` render tables,
+folded details and generated sentences as the book shows them.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,6 +38,177 @@ def figure(ncols: int = 1, nrows: int = 1, **kwargs):
     if ncols * nrows > 1 and "figsize" not in kwargs:
         kwargs["figsize"] = (3.4 * ncols, 3.0 * nrows)
     return plt.subplots(nrows, ncols, **kwargs)
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` confidence interval of the mean of ``values`` (Student's t, n - 1 degrees of
+    freedom): (low, high); (mean, mean) for a single value."""
+    import numpy as np
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    mean = float(v.mean())
+    if v.size < 2:
+        return (mean, mean)
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return (mean - half, mean + half)
+
+
+def seed_comparison(ax, groups, order=None, palette=None, *, level: float = 0.95, jitter: float = 0.15,
+                    size: float = 4.5, value_label: str | None = None, seed: int = 0):
+    """Groups of runs over seeds, one row per group (``ax``'s y axis): every seed as a point
+    (a jittered strip), and the mean with its ``level`` confidence interval (Student's t,
+    :func:`t_interval`) as a black bar with whiskers drawn over them.
+
+    ``groups``: {name: values}, one value per seed (a group may be empty: its row stays blank).
+    ``order``: the rows, top to bottom (default: the dict's order); ``palette``: {name: colour} or
+    one colour for all (default: the book's LBW colour).  ``seed`` fixes the jitter.  Returns
+    ``ax``."""
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    apply_style()
+    order = list(groups) if order is None else list(order)
+    long = pd.DataFrame([(name, float(v)) for name in order for v in groups.get(name, [])],
+                        columns=["group", "value"])
+    if isinstance(palette, dict):
+        colours = {n: palette.get(n, COLORS["lbw"]) for n in order}
+    else:
+        colours = {n: palette or COLORS["lbw"] for n in order}
+    state = np.random.get_state()  # seaborn's strip jitter draws from numpy's global generator
+    np.random.seed(seed)
+    try:
+        sns.stripplot(data=long, x="value", y="group", order=order, hue="group", hue_order=order,
+                      palette=colours, jitter=jitter, size=size, alpha=0.75, linewidth=0,
+                      legend=False, ax=ax)
+    finally:
+        np.random.set_state(state)
+    sns.pointplot(data=long, x="value", y="group", order=order, estimator="mean",
+                  errorbar=lambda v: t_interval(v, level), color="black", markers="|",
+                  markersize=12, linestyle="none", capsize=0.25, err_kws={"linewidth": 1.3},
+                  ax=ax)
+    ax.set_ylabel("")
+    ax.set_xlabel(value_label or f"value: points = seeds, bar = mean with {100 * level:g} % CI")
+    ax.grid(True, axis="x")
+    ax.grid(False, axis="y")
+    return ax
+
+
+def annotated_heatmap(ax, grid, color_values=None, *, fmt: str = ".2f", cmap: str = "RdBu_r",
+                      center: float | None = None, vmin: float | None = None, vmax: float | None = None,
+                      cbar_label: str | None = None, cbar: bool = True, annot_size: float | None = None,
+                      cbar_ax=None):
+    """A heatmap of ``grid`` (a DataFrame: its index labels the rows, top to bottom, its columns
+    the columns) with every finite cell's value written in it, in white on dark cells and near
+    black on light ones (seaborn picks the colour from the cell's luminance, so the numbers keep
+    their contrast).  ``color_values`` (same shape; default ``grid``) sets the colours, e.g. a
+    log ratio while the cells print the ratio.  Missing (NaN) cells stay blank.  Returns ``ax``."""
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    apply_style()
+    colours = np.asarray(grid if color_values is None else color_values, dtype=float)
+    with warnings.catch_warnings():  # seaborn 0.13 calls cmap.set_bad, which matplotlib 3.11 deprecates
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(pd.DataFrame(colours, index=grid.index, columns=grid.columns),
+                    annot=np.asarray(grid, dtype=float), fmt=fmt, cmap=cmap, center=center, vmin=vmin, vmax=vmax, cbar=cbar, cbar_ax=cbar_ax,
+                    cbar_kws={"label": cbar_label} if cbar and cbar_label else None,
+                    mask=~np.isfinite(colours), annot_kws={"fontsize": annot_size} if annot_size else {},
+                    linewidths=0.5, linecolor="white", ax=ax)
+    ax.grid(False)
+    ax.tick_params(length=0)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
+    return ax
+
+
+# directions tried for a point's label, in order: right, left, above, below, then the diagonals
+_LABEL_DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
+
+
+def label_points(ax, x, y, labels, colors=None, *, fontsize: float | None = None,
+                 distances=(5, 10, 16, 24), pad: float = 1.0, leader_from: float = 12, avoid=()):
+    """Write ``labels`` beside the points (``x``, ``y``) of ``ax`` where they cover no marker of
+    the axes (every scatter point drawn so far), no other label and stay inside the axes.
+
+    For each point in turn, the label is tried to the right, left, above and below of it and on the
+    diagonals, at each of ``distances`` (points) from it; the first place that is free wins, or,
+    where none is, the one that covers the least.  Labels placed ``leader_from`` points or farther
+    from their point get a thin line to it.  ``avoid``: other artists the labels keep clear of
+    (a legend).  Draw the markers first, and call this after the axis limits and scales are set.
+    Returns the annotations, in the order of ``labels``."""
+    import numpy as np
+
+    fig = ax.figure
+    fig.canvas.draw()  # the layout and the axes' final transform
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0
+    boxes = []  # (x0, y0, x1, y1) in display pixels that labels must not cover
+    for coll in ax.collections:
+        offsets = np.asarray(coll.get_offsets(), dtype=float)
+        if offsets.size == 0:
+            continue
+        sizes = np.asarray(coll.get_sizes(), dtype=float)
+        sizes = np.broadcast_to(sizes if sizes.size else np.array([36.0]), (len(offsets),))
+        for (dx, dy), size in zip(coll.get_offset_transform().transform(offsets), sizes):
+            r = np.sqrt(size) / 2 * px + pad
+            boxes.append((dx - r, dy - r, dx + r, dy + r))
+    for artist in avoid:
+        e = artist.get_window_extent(renderer)
+        boxes.append((e.x0, e.y0, e.x1, e.y1))
+    frame = ax.get_window_extent(renderer)
+    colors = [None] * len(labels) if colors is None else list(colors)
+    fontsize = fontsize or plt.rcParams["font.size"] * 0.7
+
+    def covered(b):
+        total = 0.0
+        for o in boxes:
+            w = min(b[2], o[2]) - max(b[0], o[0])
+            h = min(b[3], o[3]) - max(b[1], o[1])
+            if w > 0 and h > 0:
+                total += w * h
+        outside = (max(0.0, frame.x0 - b[0]) + max(0.0, b[2] - frame.x1)) * (b[3] - b[1]) + \
+                  (max(0.0, frame.y0 - b[1]) + max(0.0, b[3] - frame.y1)) * (b[2] - b[0])
+        return total + 10 * outside
+
+    out = []
+    for xi, yi, text, color in zip(x, y, labels, colors):
+        best = None
+        for d in distances:
+            for ux, uy in _LABEL_DIRECTIONS:
+                norm = np.hypot(ux, uy)
+                off = (d * ux / norm, d * uy / norm)
+                ann = ax.annotate(str(text), (xi, yi), xytext=off, textcoords="offset points",
+                                  ha="left" if ux > 0 else "right" if ux < 0 else "center",
+                                  va="bottom" if uy > 0 else "top" if uy < 0 else "center",
+                                  fontsize=fontsize, color=color)
+                e = ann.get_window_extent(renderer)
+                box = (e.x0 - pad, e.y0 - pad, e.x1 + pad, e.y1 + pad)
+                cost = covered(box)
+                if best is None or cost < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (cost, ann, box, d)
+                else:
+                    ann.remove()
+                if cost == 0:
+                    break
+            if best[0] == 0:
+                break
+        _, ann, box, d = best
+        if d >= leader_from:
+            ann.remove()
+            ann = ax.annotate(str(text), (xi, yi), xytext=ann.xyann, textcoords="offset points",
+                              ha=ann.get_ha(), va=ann.get_va(), fontsize=fontsize, color=color,
+                              arrowprops=dict(arrowstyle="-", lw=0.5, color=color or "0.4",
+                                              shrinkA=0, shrinkB=3))
+        boxes.append(box)
+        out.append(ann)
+    return out
 
 
 def savefig(fig, name: str, fig_dir: str | Path = "_build/figures") -> Path:
@@ -161,6 +340,36 @@ def show_table(df, decimals: int | dict | None = None, units: dict | None = None
     headers as "column (unit)", long text wrapped, and a horizontal scroll when too wide.
     Return it as a cell's last value or pass it to ``display``."""
     return Table(df, decimals, units)
+
+
+class Folded:
+    """HTML shown folded (``<details>``) under a one-line ``summary`` the reader clicks to open."""
+
+    def __init__(self, summary: str, content):
+        import html
+
+        import pandas as pd
+
+        if isinstance(content, pd.DataFrame):
+            inner = table_html(content)  # the book's table, not pandas' own HTML
+        else:
+            inner = content if isinstance(content, str) else content._repr_html_()
+        self.html = (f'<details class="adabit-folded"><summary>{html.escape(summary)}</summary>'
+                     f"{inner}</details>")
+        self._text = f"{summary}\n{content!r}"
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def show_folded(summary: str, content) -> Folded:
+    """``content`` (a :func:`show_table` table, a DataFrame, or an HTML string) folded under the
+    one-line ``summary``: the page shows the summary, a click shows the rest.  For details that
+    back up a figure or a short table (each result is shown once, the rest on demand)."""
+    return Folded(summary, content)
 
 
 def show_text(markdown: str):

@@ -206,11 +206,14 @@ def test_every_verdict_follows_from_the_row_numbers(built):
 
 
 class _Table(HTMLParser):
-    """The rows of the page's claims table (cell texts) and every href on the page."""
+    """The rows of the page's claims table as {class of the cell: its text} (the table's cells and
+    the folded details under each claim) and every href on the page."""
+
+    CELLS = ("td", "dd")
 
     def __init__(self):
         super().__init__()
-        self.rows, self.hrefs, self._cell, self._in_table = [], [], None, 0
+        self.rows, self.hrefs, self._open, self._in_table = [], [], [], 0
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -219,46 +222,72 @@ class _Table(HTMLParser):
         if tag == "div" and "claims-ledger" in (attrs.get("class") or ""):
             self._in_table = 1
         elif self._in_table and tag == "tr":
-            self.rows.append([])
-        elif self._in_table and tag == "td":
-            self._cell = []
+            self.rows.append({})
+        elif self._in_table and tag in self.CELLS:
+            self._open.append((tag, attrs.get("class") or "", []))
+        elif tag == "br":  # a line break reads as a space
+            self.handle_data(" ")
 
     def handle_endtag(self, tag):
-        if self._in_table and tag == "td" and self._cell is not None:
-            self.rows[-1].append(" ".join("".join(self._cell).split()))
-            self._cell = None
+        if self._in_table and tag in self.CELLS and self._open and self._open[-1][0] == tag:
+            _, cls, text = self._open.pop()
+            self.rows[-1][cls] = " ".join("".join(text).split())
         elif tag == "table" and self._in_table:
             self._in_table = 0
 
     def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
+        for _, _, text in self._open:
+            text.append(data)
 
 
 def test_the_built_page_shows_the_rows_and_no_raw_markup(built):
     _, records, page = built
-    text = page.read_text(encoding="utf-8")
+    page_text = page.read_text(encoding="utf-8")
     table = _Table()
-    table.feed(text)
+    table.feed(page_text)
     cells = [r for r in table.rows if r]
     shown = records["ledger"]["rows"]
     assert len(cells) == len(shown)
-    for claim, cell, row in zip(ledger.CLAIMS, cells, shown):
-        assert cell[9] == row["verdict"]
-        assert cell[3].startswith(row["paper text"]) and cell[4].startswith(row["book text"])
+    for i, (claim, cell, row) in enumerate(zip(ledger.CLAIMS, cells, shown), 1):
+        # the compact table: number, verdict, claim, paper, book, section; the rest folded
+        assert list(cell)[:2] == ["n", "verdict"] and cell["n"] == str(i)
+        assert cell["verdict"] == row["verdict"]
+        assert cell["paper"].startswith(row["paper text"]) and cell["book"].startswith(row["book text"])
+        assert cell["claim"].startswith(f"{row['paper']}: ")
+        assert ledger.DETAILS_SUMMARY in cell["claim"] and cell["source"] and cell["setting"]
         for number, text in ((row["paper number"], row["paper text"]), (row["book number"], row["book text"])):
             if number is None:
                 assert text in ("-",) or text[0] in "<>", claim.key
             else:  # the number as printed, to the claim's fixed decimals
                 assert float(text.replace("\u2212", "-")) == pytest.approx(number, abs=0.51 * 10 ** -claim.decimals)
         if row["book number"] is None:
-            assert cell[4] == "-" and cell[5] == "-" and cell[6] == "-" and cell[7] == "-"
+            assert cell["book"] == "-" and cell["spread"] == "-" and cell["seeds"] == "-" and cell["p"] == "-"
+    # the verdict column sits in the first fifth of the table's width: seen without scrolling
+    widths = [float(w) for w in re.findall(r'<col style="width:([\d.]+)%">', page_text)]
+    assert len(widths) == 6 and sum(widths) == pytest.approx(100) and sum(widths[:2]) <= 20
     # what the page shows a reader: no scripts, styles or (folded) code cells
-    article = re.sub(r"<script.*?</script>|<style.*?</style>|<pre.*?</pre>", "", text, flags=re.S)
+    article = re.sub(r"<script.*?</script>|<style.*?</style>|<pre.*?</pre>", "", page_text, flags=re.S)
     article = re.sub(r"<[^>]+>", " ", article)
     for bad in ("$", "PosixPath", "NaN", "None"):
         assert bad not in article, bad
-    assert "$" not in text and "PosixPath" not in text  # nor anywhere in the file
+    assert "$" not in page_text and "PosixPath" not in page_text  # nor anywhere in the file
+
+
+def test_the_page_table_on_a_constructed_row():
+    row = {"paper": "Yao et al.", "claim": "a claim", "measure": "accuracy", "source": "the table \"X\"",
+           "paper text": "0.50", "paper detail": "a vs b", "book text": "-", "book detail": "",
+           "spread text": "-", "seeds text": "-", "p text": "-", "setting": "small CNN",
+           "verdict": NOT_RUN, "href": "06_ablations.html#one", "chapter": "06_ablations",
+           "section title": "1. One"}
+    table = _Table()
+    table.feed(ledger.render_html([row, {**row, "verdict": REVERSED, "book text": "-0.20"}]))
+    first, second = [r for r in table.rows if r]  # the header row has no td
+    assert list(first)[:2] == ["n", "verdict"]  # the verdict second, before the long claim
+    assert set(first) == {"n", "verdict", "claim", "source", "spread", "seeds", "p", "setting",
+                          "paper", "book", "section"}
+    assert (first["verdict"], second["verdict"], second["book"]) == (NOT_RUN, REVERSED, "-0.20")
+    assert first["source"] == 'the table "X"' and first["setting"] == "small CNN"
+    assert first["section"] == "06_ablations 1. One" and table.hrefs == ["06_ablations.html#one"] * 2
 
 
 def test_every_link_of_the_page_exists_in_the_built_book(built):

@@ -192,3 +192,61 @@ def test_table_keeps_missing_groups_and_compare_reads_the_direction():
     c = ab.compare(one, "a", "b")
     assert c["outcome"] == "untested" and ab.verdict(+1.0, c) == "untested"
     assert ab.compare(one, "a", "c")["outcome"] == "not in the sweep"
+
+
+def _keyed(acc, seed, key):
+    return {**_run(acc), "key": key, "parameters": {"seed": seed}}
+
+
+def test_other_chapter_sentence_says_when_the_runs_are_the_same_and_which_seeds_differ():
+    ours = [_keyed(93.0 + s, s, f"k{s}") for s in range(3)]
+    theirs = ours + [_keyed(90.0, 3, "k3"), _keyed(91.0, 4, "k4")]
+    s = ab.shared_runs(ours, theirs)
+    assert (s["shared"], s["only ours"], s["only theirs"]) == (3, [], [3, 4])
+    assert s["mean ours"] == pytest.approx(94.0) and s["n theirs"] == 5
+    assert s["mean theirs"] == pytest.approx(np.mean([93, 94, 95, 90, 91]))
+    text = ab.other_chapter_sentence([("default", "LBW + renewal", s)], "chapter 5a", "1/1/1")
+    assert "LBW + renewal 92.60 +- 2.07 over 5 seeds" in text
+    assert "(default) are 94.00 +- 1.00 over 3 seeds" in text
+    assert "same stored runs" in text and "seeds 3 and 4 at 1/1/1" in text
+    # other settings: no key in common
+    other = [_keyed(80.0, 0, "x0"), _keyed(81.0, 1, "x1")]
+    text = ab.other_chapter_sentence([("default", "LBW + renewal", ab.shared_runs(ours, other))],
+                                     "chapter 5a", "1/1/1")
+    assert "None of chapter 5a's stored runs" in text and "same stored runs (" not in text
+    assert ab.other_chapter_sentence([("default", "LBW + renewal", ab.shared_runs(ours, []))],
+                                     "chapter 5a", "1/1/1") == ""
+
+
+def test_the_runs_shared_with_chapter_5a_are_recorded(chapter):
+    rec, _, _ = chapter
+    same = rec["chapter_5a"]
+    assert set(same) == set(ab.CHAPTER5_METHODS)  # the three groups chapter 5a also shows
+    # U-quant is read from chapter 5a's sweep: the very same runs; the others live in `ablations`
+    assert same[ab.UQUANT]["shared"] == same[ab.UQUANT]["n ours"] == len(SEEDS)
+    assert same[ab.UQUANT]["only theirs"] == [] and same[ab.UQUANT]["as"] == "U-quant"
+    assert same["default"]["n theirs"] == 0
+
+
+def test_the_committed_page_names_the_papers_tables_by_caption():
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "nb" / "06_ablations.ipynb").read_text())
+    shown = []
+    for c in nb["cells"]:
+        if c["cell_type"] != "code" or {"remove-output", "remove-cell"} & set(c["metadata"].get("tags", [])):
+            continue
+        for o in c.get("outputs", []):
+            data = o.get("data", {})
+            shown.append("".join(o.get("text", "")) + "".join(data.get("text/html", ""))
+                         + "".join(data.get("text/markdown", "")))
+    import html
+
+    text = html.unescape("\n".join(shown))
+    for key in ab.PAPER_COLUMNS:  # internal keys never reach the reader; the captions do
+        assert key not in text
+        assert paper.table_citation(key) in text
+    assert "Why chapter 5a shows other numbers" in text
+    for words in ab.PAPER_VS_BOOK_WORDS.values():
+        assert words in text

@@ -208,3 +208,18 @@ def test_figures_and_tables_written(chapter):
 @pytest.mark.parametrize("name,value,words", [("n_samples", 4, "8 to 1024"), ("fire_wst", "4/4", "W/S/T")])
 def test_bad_parameter_stops_with_one_line(tmp_path, name, value, words):
     assert_stops_on_bad_parameter("01_cost", tmp_path, name, value, words)
+
+
+def test_shown_code_calls_the_package_and_the_bookkeeping_is_folded():
+    """What a reader sees of the chapter's code: the cells that call into adabit_lite (metering,
+    published tables, models, data); the table building and formatting cells have their input
+    hidden (the book's tag "hide-input")."""
+    nb = json.loads(NB.read_text())
+    hidden = {"hide-input", "remove-input", "remove-cell", "parameters"}
+    calls = ("meter.", "paper_table(", "build_model(", "data.")
+    visible = [("".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"
+               and not hidden & set(c.get("metadata", {}).get("tags", []))]
+    assert visible
+    for source in visible:
+        assert any(call in source for call in calls), source[:120]
+    assert sum(len(s.splitlines()) for s in visible) <= 120

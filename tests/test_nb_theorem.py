@@ -186,3 +186,19 @@ def test_figures_and_tables_written(chapter):
 @pytest.mark.parametrize("name,value,words", [("sigma", -1.0, "positive"), ("b_max", 1, "2 to 8")])
 def test_bad_parameter_stops_with_one_line(tmp_path, name, value, words):
     assert_stops_on_bad_parameter("02_theorem", tmp_path, name, value, words)
+
+
+def test_the_expected_error_table_is_shown_once_folded_under_its_heatmap():
+    """The committed chapter shows the stale-vs-renewed ratios as the heatmap; the 17-column table
+    of the same errors is folded (a <details> block) right under it, not shown beside it."""
+    nb = json.loads(NB.read_text())
+    cells = nb["cells"]
+    shown = [(i, "".join(o["data"]["text/html"])) for i, c in enumerate(cells) if c["cell_type"] == "code"
+             for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    with_errors = [(i, h) for i, h in shown if "MC renewed optimal" in h]
+    assert len(with_errors) == 1
+    i, html = with_errors[0]
+    assert html.startswith('<details class="adabit-folded"><summary>')
+    heatmap = next(j for j, c in enumerate(cells) if "annotated_heatmap" in "".join(c["source"]))
+    assert i == heatmap + 1
+    assert any("image/png" in o.get("data", {}) for o in cells[heatmap]["outputs"])

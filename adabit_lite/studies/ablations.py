@@ -248,6 +248,21 @@ def paper_vs_book(table: pd.DataFrame, paper_tables: dict[str, pd.DataFrame], ta
     return pd.DataFrame(rows)
 
 
+# the columns of ``paper_vs_book`` as the page labels them
+PAPER_VS_BOOK_WORDS = {
+    "paper column": "the paper's column",
+    "paper W/S/T": "the paper's learned W/S/T",
+    "paper accuracy": "the paper's top-1 accuracy (%)",
+    "ours": "our group of runs",
+    "ours: runs": "our runs (seeds)",
+    "ours: W/S/T": "our final mean W/S/T",
+    "ours: accuracy": "our accuracy (%, mean +- std over seeds)",
+}
+
+# our groups that chapter 5a also shows at the ablation target, by the method's name there
+CHAPTER5_METHODS = {UQUANT: "U-quant", "renewal none": "LBW", "default": "LBW + renewal"}
+
+
 _VERDICT_WORDS = {
     "reproduced": "reproduced (p < {alpha})",
     "same direction, not significant": "the same direction, but not significant at p < {alpha}: "
@@ -286,3 +301,76 @@ def compare_sentence(row, alpha: float = ALPHA) -> str:
             }[row["outcome"]]
     return (f"{row['factor']}: {row['mean a']:.2f} vs {row['mean b']:.2f} "
             f"({row['difference']:+.2f}, Welch p = {p}): {word}.")
+
+
+def shared_runs(ours: list[dict], theirs: list[dict]) -> dict:
+    """How the stored runs of one of our groups relate to another chapter's group of the same
+    method: the runs both show (same key: same settings, seed and code version), the seeds that
+    only the other shows, and both groups' accuracy mean, std (ddof 1) and size."""
+    keys = {r["key"] for r in ours}
+    theirs_keys = {r["key"] for r in theirs}
+
+    def stats(group):
+        acc = accuracies(group)
+        return (float(np.mean(acc)) if acc else math.nan,
+                float(np.std(acc, ddof=1)) if len(acc) > 1 else math.nan, len(acc))
+
+    (m_o, s_o, n_o), (m_t, s_t, n_t) = stats(ours), stats(theirs)
+    return {"shared": sum(r["key"] in theirs_keys for r in ours),
+            "only ours": sorted(int(r["parameters"]["seed"]) for r in ours if r["key"] not in theirs_keys),
+            "only theirs": sorted(int(r["parameters"]["seed"]) for r in theirs if r["key"] not in keys),
+            "mean ours": m_o, "std ours": s_o, "n ours": n_o,
+            "mean theirs": m_t, "std theirs": s_t, "n theirs": n_t}
+
+
+def _seeds_text(seeds) -> str:
+    seeds = list(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]} to {seeds[-1]}"
+    return ", ".join(map(str, seeds[:-1])) + (" and " if len(seeds) > 1 else "") + str(seeds[-1])
+
+
+def _means_text(pairs, side: str, names) -> str:
+    """'a 1.00 +- 0.10, b ... and c ... over 5 seeds' (the seed count once when all agree)."""
+    ns = {s[f"n {side}"] for _, _, s in pairs}
+    parts = []
+    for name, (_, _, s) in zip(names, pairs):
+        spread = "" if math.isnan(s[f"std {side}"]) else f" +- {s[f'std {side}']:.2f}"
+        each = "" if len(ns) == 1 else f" ({s[f'n {side}']} seeds)"
+        parts.append(f"{name} {s[f'mean {side}']:.2f}{spread}{each}".strip())
+    text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    if len(ns) == 1:
+        n = ns.pop()
+        text += f" over {n} seed{'s' * (n != 1)}"
+    return text
+
+
+def other_chapter_sentence(pairs, other: str, target: str) -> str:
+    """Why ``other`` (a chapter, e.g. "chapter 5a") shows other numbers for the same methods at
+    ``target``, in two sentences from ``pairs`` = [(our group, its name there,
+    :func:`shared_runs`), ...]: both sides' means, and whether the runs are the same stored runs
+    (same keys) with seeds that only one side has, or runs of other settings.  "" when either side
+    has no stored run of these methods."""
+    pairs = [(o, t, s) for o, t, s in pairs if s["n theirs"] and s["n ours"]]
+    if not pairs:
+        return ""
+    Other = other[:1].upper() + other[1:]
+    head = (f"**Why {other} shows other numbers.** {Other} shows "
+            f"{_means_text(pairs, 'theirs', [t for _, t, _ in pairs])} at {target}; here the same "
+            f"methods ({', '.join(o for o, _, _ in pairs)}) are "
+            f"{_means_text(pairs, 'ours', [''] * len(pairs))}. ")
+    same = all(s["shared"] == s["n ours"] for _, _, s in pairs)
+    extra = sorted({seed for _, _, s in pairs for seed in s["only theirs"]})
+    if same and extra:
+        why = (f"They are the same stored runs (same settings, seed and code version): {other} adds "
+               f"seed{'s' * (len(extra) > 1)} {_seeds_text(extra)} at {target}, which this chapter "
+               f"runs for no ablation.")
+    elif same:
+        why = "They are the same stored runs (same settings, seeds and code version)."
+    elif not any(s["shared"] for _, _, s in pairs):
+        why = (f"None of {other}'s stored runs has the settings of this chapter's runs, so the two "
+               f"are not the same runs.")
+    else:
+        counts = ", ".join(f"{o}: {s['shared']} of {s['n ours']}" for o, _, s in pairs)
+        why = f"Only some runs are the same stored runs ({counts}); the others differ in settings or seed."
+    return head + why
