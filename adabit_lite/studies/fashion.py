@@ -10,6 +10,7 @@ are fine-grained, so a method that stops at the edge of the coarse band shows he
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,31 @@ def failures(stage: Stage) -> pd.DataFrame:
                                  "steps at floor": ", ".join(f.get("steps_at_floor", [])) or "-"})
     columns = ["target", "method", "seed", "epoch", "reason", "steps at floor"]
     return pd.DataFrame(rows, columns=columns).drop_duplicates(["method", "seed", "epoch"])
+
+
+def collapse_table(results_dir: str | Path = sweeps.RESULTS, train_missing: bool = False,
+                   base: dict | None = None, seeds=sweeps.FASHION_COLLAPSE_SEEDS) -> pd.DataFrame:
+    """The paper's rule at 1/1/1, seed by seed, with the step floor and with reflected steps
+    (sweep ``fashion-collapse``): final accuracy, the epoch a failed run ended and the quantizers
+    whose step sat at the floor.  Stored runs only (``train_missing``: train the others)."""
+    root, rows = Path(results_dir) / "fashion-collapse", []
+    for seed in seeds:
+        row = {"seed": seed}
+        for cfg in sweeps.fashion_method(PAPER_RULE, "1/1/1", seed, base):
+            for clamp in ("floor", "reflect"):
+                c = dataclasses.replace(cfg, step_clamp=clamp)
+                r = find_result(root, c)
+                if r is None and train_missing:
+                    r = load_or_train(c, root, progress=False, verbose=False)
+                if r is None:
+                    continue
+                f = r.get("failure") or {}
+                row[f"{clamp}: accuracy"] = r["metrics"]["accuracy"]
+                row[f"{clamp}: failed at epoch"] = f.get("epoch", "-")
+                if clamp == "floor":
+                    row["floor: steps at floor"] = ", ".join(f.get("steps_at_floor", [])) or "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def load_small(results_dir: str | Path = sweeps.RESULTS, targets=sweeps.ALLOCATION_TARGETS
