@@ -87,6 +87,8 @@ def landing_table(methods: dict[str, list[dict]], target: str) -> pd.DataFrame:
     the share of runs within ``FINE`` beside the share within ``COARSE``.  Welch p against U-quant
     where the target is uniform, else against the paper's rule."""
     methods = {m: runs for m, runs in methods.items() if runs}
+    if not methods:
+        return pd.DataFrame()
     reference = "U-quant" if "U-quant" in methods else PAPER_RULE
     table = al.comparison_table(methods, reference=reference, target=target, tol=COARSE)
     fine = al.stability_table(methods, tol=FINE, target=target).set_index("method")
@@ -99,12 +101,13 @@ def landing_table(methods: dict[str, list[dict]], target: str) -> pd.DataFrame:
     return table
 
 
-def difference(methods: dict[str, list[dict]], a: str, b: str) -> dict | None:
+def difference(methods: dict[str, list[dict]], a: str, b: str) -> dict:
     """Mean final accuracy of ``a`` minus ``b`` over their stored seeds, with the Welch p-value and
-    the seed counts (None while either has no stored run)."""
+    the seed counts (difference NaN while either has no stored run)."""
     ra, rb = methods.get(a, []), methods.get(b, [])
     if not ra or not rb:
-        return None
+        return {"a": a, "b": b, "difference": math.nan, "p": math.nan, "runs a": len(ra),
+                "runs b": len(rb), "failed a": 0, "failed b": 0}
     acc_a = [r["metrics"]["accuracy"] for r in ra]
     acc_b = [r["metrics"]["accuracy"] for r in rb]
     return {"a": a, "b": b, "difference": float(np.mean(acc_a) - np.mean(acc_b)),
@@ -113,10 +116,10 @@ def difference(methods: dict[str, list[dict]], a: str, b: str) -> dict | None:
             "failed b": sum(bool(r.get("failure")) for r in rb)}
 
 
-def difference_sentence(d: dict | None, alpha: float = 0.05) -> str:
+def difference_sentence(d: dict, alpha: float = 0.05) -> str:
     """One sentence for a ``difference``: which is ahead, by how much, whether it is significant."""
-    if d is None:
-        return "not enough stored runs to compare"
+    if math.isnan(d["difference"]):
+        return f"{d['a']} against {d['b']}: not stored yet"
     sig = (f"significant (Welch p = {d['p']:.3f})" if d["p"] < alpha else
            f"not significant (Welch p = {d['p']:.2f})") if not math.isnan(d["p"]) else \
         "untested (too few runs)"
@@ -225,7 +228,7 @@ def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.Da
                     std = f" +- {np.std(acc, ddof=1):.2f}" if len(acc) > 1 else ""
                     row[f"{name}: {m}"] = f"{np.mean(acc):.2f}{std} ({len(acc)})"
             d = difference(groups, PAPER_RULE, "U-quant")
-            if d is not None:
+            if not math.isnan(d["difference"]):
                 row[f"{name}: gain"] = d["difference"]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -280,7 +283,8 @@ def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + proj
         ax.set_title(f"target {target}")
         ax.set_xlabel("epoch")
     axes[0].set_ylabel("mean bits")
-    axes[-1].legend(fontsize=7, loc="upper right")
+    if axes[-1].get_legend_handles_labels()[0]:
+        axes[-1].legend(fontsize=7, loc="upper right")
     return fig
 
 
