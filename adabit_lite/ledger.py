@@ -522,6 +522,41 @@ def _allocation_claim(target):
     )
 
 
+FASHION = "05_fashion"
+
+
+def _fashion_claim(target):
+    """``_allocation_claim`` on chapter 5's Fashion-MNIST stage."""
+    diff = rec(FASHION, "differences", target, {"a": "LBW + renewal", "b": "U-quant"})
+    table = rec(FASHION, "landing", target)
+    return Claim(
+        key=f"fashion-lbw-vs-uquant-{target}", paper="Yao et al.",
+        title=f"learned bits beat U-quant at {target}, deeper stage",
+        statement=(f"At the target W/S/T = {target}, learned bit widths with activation renewal are more "
+                   "accurate than uniform quantization (U-quant) at the same target"),
+        source=_cite("yao_ablation"), chapter=FASHION, section="Landing on the target",
+        measure="accuracy, LBW + renewal - U-quant (points)",
+        setting=_training_setting(FASHION, f", target {target}"),
+        paper_number=fn(sub, pap("yao_ablation", "act_renew", target=target),
+                        pap("yao_ablation", "uquant", target=target)),
+        book=Rec(FASHION, diff.path + ("difference",)), p=Rec(FASHION, diff.path + ("p",)),
+        tested=True,
+        spread=(Rec(FASHION, table.path + ({"method": "LBW + renewal"}, "std")),
+                Rec(FASHION, table.path + ({"method": "U-quant"}, "std"))),
+        seeds=(Rec(FASHION, diff.path + ("runs a",)), Rec(FASHION, diff.path + ("runs b",))),
+        paper_detail=lambda records, t=target: (
+            f"{value(pap('yao_ablation', 'act_renew', target=t), records):.2f} vs "
+            f"{value(pap('yao_ablation', 'uquant', target=t), records):.2f}"),
+        book_detail=lambda records, t=target: (
+            f"{value(rec(FASHION, 'landing', t, {'method': 'LBW + renewal'}, 'accuracy'), records):.2f} vs "
+            f"{value(rec(FASHION, 'landing', t, {'method': 'U-quant'}, 'accuracy'), records):.2f}"),
+    )
+
+
+def _fashion_settle(key: str) -> Rec:  # chapter 5, the paper's rule at 1/1/1 on the deeper stage
+    return rec(FASHION, "settle", {"target": "1/1/1"}, key)
+
+
 def _budget_claim(b, kind, title):
     chapter = "07_budgets"
     row = rec(chapter, "comparisons", {"budget": 4, "a": "1/4/1", "b": b})
@@ -672,6 +707,38 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     # ------------------------------------------------------------ Yao et al.: training
     *(_allocation_claim(t) for t in ("1/1/1", "2/2/1", "3/4/1", "4/4/1")),
+    *(_fashion_claim(t) for t in ("1/1/1", "2/2/1", "3/4/1", "4/4/1")),
+    Claim(
+        key="fashion-fig3-early", paper="Yao et al.", title="the bits settle early, deeper stage",
+        statement=lambda: paper.paper_statements().loc["fig3_bit_reduction", "statement"],
+        source=lambda: paper.paper_statements().loc["fig3_bit_reduction", "source"],
+        chapter=FASHION, section="Bits per epoch",
+        measure=(f"epoch from which the learned means stay within {ON_TARGET:g} of the target, % of the "
+                 "epochs (median over runs, target 1/1/1)"),
+        setting=_training_setting(FASHION, ", LBW + renewal, target 1/1/1"),
+        decimals=1, signed=False, stronger="smaller",
+        paper_number=Stmt("fig3_bit_reduction"),
+        book=fn(settle_percent, _fashion_settle("median epoch"), _fashion_settle("settled"),
+                rec(FASHION, "parameters", "base", "epochs")),
+        seeds=(_fashion_settle("runs"),),
+        book_detail=lambda r: (f"{value(_fashion_settle('settled'), r)} of "
+                               f"{value(_fashion_settle('runs'), r)} runs settle"),
+    ),
+    *(Claim(
+        key=f"fashion-layers-{what}", paper="Yao et al.",
+        title=f"larger layers get fewer {what} bits, deeper stage",
+        statement=(f"Layers with more {'weights' if what == 'weight' else 'input features'} learn fewer "
+                   f"{what} bits"),
+        source='the figure "Statistics of each layer\'s bit widths" (Figure 4 of the draft)',
+        chapter=FASHION, section="Per-layer bits",
+        measure=(f"minus the rank correlation (Spearman) of the nine learned layers' "
+                 f"{count.replace('_', ' ')} with their mean {bits} (positive: larger layers, fewer bits)"),
+        setting=_training_setting(FASHION, ", LBW + renewal, target 1/1/1"),
+        direction=1,
+        book=fn(lambda rho: None if _missing(rho) else -rho, rec(FASHION, "layer_pattern", key)),
+        seeds=(rec(FASHION, "landing", "1/1/1", {"method": "LBW + renewal"}, "runs"),),
+    ) for what, count, bits, key in (("weight", "weights", "Bw", "rho weights-Bw"),
+                                     ("spike", "in_features", "Bs", "rho features-Bs"))),
     Claim(
         key="fig3-early", paper="Yao et al.", title="the bits settle early",
         statement=lambda: paper.paper_statements().loc["fig3_bit_reduction", "statement"],

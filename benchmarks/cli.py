@@ -1,4 +1,4 @@
-"""python -m benchmarks [neuron|layer|memory|epoch|meter|compiled|book|all ...] [--smoke] [--out FILE]
+"""python -m benchmarks [neuron|layer|memory|epoch|stage|meter|compiled|book|all ...] [--smoke] [--out FILE]
 
 Runs the named benchmarks (default: all, which leaves out the slow opt-ins ``compiled`` and
 ``book``), prints their tables and the targets, and writes the results with the machine they were
@@ -20,8 +20,8 @@ import torch
 
 from . import common
 
-NAMES = ("neuron", "layer", "memory", "epoch", "meter", "compiled", "book")
-DEFAULT_ALL = ("neuron", "layer", "memory", "epoch", "meter")
+NAMES = ("neuron", "layer", "memory", "epoch", "stage", "meter", "compiled", "book")
+DEFAULT_ALL = ("neuron", "layer", "memory", "epoch", "stage", "meter")
 
 # the targets of issue 8 (thresholds)
 LAYER_T = 4
@@ -167,13 +167,14 @@ def run(names: list[str], smoke: bool = False, rounds: int | None = None,
         min_time: float | None = None, book_source: str = "head", book_timeout: float = 3600,
         keep_book: bool = False, venv: str | None = None,
         device: torch.device = torch.device("cpu")) -> dict:
-    from . import bench_layer, bench_memory, bench_neuron, bench_train
+    from . import bench_layer, bench_memory, bench_neuron, bench_stage, bench_train
 
     jobs = {  # memory, meter and book measure the CPU whatever the device
         "neuron": lambda: bench_neuron.run(smoke, rounds, min_time, device),
         "layer": lambda: bench_layer.run(smoke, rounds, min_time, device),
         "memory": lambda: bench_memory.run(smoke),
         "epoch": lambda: bench_train.run_epoch(smoke, device=device),
+        "stage": lambda: bench_stage.run(smoke, device=device),
         "meter": lambda: bench_train.run_meter(smoke),
         "compiled": lambda: _compiled(rounds, min_time, device),
     }

@@ -24,7 +24,7 @@ if ROOT not in sys.path:  # benchmarks/ is not installed: found from the reposit
 from benchmarks import bench_book, bench_memory, cli  # noqa: E402
 from benchmarks.common import SHAPES, pick_device  # noqa: E402
 
-SECTIONS = {"neuron", "layer", "memory", "epoch", "meter"}
+SECTIONS = {"neuron", "layer", "memory", "epoch", "stage", "meter"}
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,21 @@ def test_device_names_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="torch sees no GPU"):
             pick_device("cuda")
+
+
+def test_the_stage_epoch_has_its_float_floor_and_a_profile(smoke):
+    res, _ = smoke
+    stage = res["benchmarks"]["stage"]
+    assert positive(stage["epoch_s"]) and positive(stage["floor_epoch_s"])
+    assert stage["ratio"] == pytest.approx(stage["epoch_s"] / stage["floor_epoch_s"])
+    shares = stage["profile_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["convolution"] > 0 and shares["neuron"] > 0  # both run in every batch
+
+
+def test_an_operator_counts_for_its_part():
+    from benchmarks import bench_stage
+    assert bench_stage.part_of("_SqueezedNeuronBackward") == "neuron"
+    assert bench_stage.part_of("aten::mkldnn_convolution") == "convolution"
+    assert bench_stage.part_of("aten::native_batch_norm") == "batch norm"
+    assert bench_stage.part_of("aten::dot") == "other"  # alone; inside the neuron it is the neuron's
