@@ -495,31 +495,41 @@ def _book_pair(records, factor):
     return f"{c['a']} {c['ours a']:.2f} vs {c['b']} {c['ours b']:.2f}"
 
 
-def _allocation_claim(target):
-    chapter = "05a_allocation"
-    diff = rec(chapter, "differences", {"target": target, "comparison": "LBW + renewal - U-quant"})
-    table = rec(chapter, "comparison", target)
+def _lbw_claim(chapter: str, target: str, diff: Rec, table: Rec, seeds: tuple, key: str,
+               title: str, section: str) -> Claim:
+    """LBW + renewal against U-quant at ``target`` as chapter ``chapter`` records it: the
+    difference and its p-value at ``diff``, the methods' rows (accuracy, std) in ``table``."""
+    def row(method, column):
+        return Rec(chapter, table.path + ({"method": method}, column))
+
     return Claim(
-        key=f"lbw-vs-uquant-{target}", paper="Yao et al.", title=f"learned bits beat U-quant at {target}",
+        key=key, paper="Yao et al.", title=title,
         statement=(f"At the target W/S/T = {target}, learned bit widths with activation renewal are more "
                    "accurate than uniform quantization (U-quant) at the same target"),
-        source=_cite("yao_ablation"), chapter=chapter, section="What differs",
+        source=_cite("yao_ablation"), chapter=chapter, section=section,
         measure="accuracy, LBW + renewal - U-quant (points)",
         setting=_training_setting(chapter, f", target {target}"),
         paper_number=fn(sub, pap("yao_ablation", "act_renew", target=target),
                         pap("yao_ablation", "uquant", target=target)),
         book=Rec(chapter, diff.path + ("difference",)), p=Rec(chapter, diff.path + ("p",)), tested=True,
-        spread=(Rec(chapter, table.path + ({"method": "LBW + renewal"}, "std")),
-                Rec(chapter, table.path + ({"method": "U-quant"}, "std"))),
-        seeds=(Rec(chapter, table.path + ({"method": "LBW + renewal"}, "runs")),
-               Rec(chapter, table.path + ({"method": "U-quant"}, "runs"))),
+        spread=(row("LBW + renewal", "std"), row("U-quant", "std")), seeds=seeds,
         paper_detail=lambda records, t=target: (
             f"{value(pap('yao_ablation', 'act_renew', target=t), records):.2f} vs "
             f"{value(pap('yao_ablation', 'uquant', target=t), records):.2f}"),
-        book_detail=lambda records, c=chapter, t=target: (
-            f"{value(rec(c, 'comparison', t, {'method': 'LBW + renewal'}, 'accuracy'), records):.2f} vs "
-            f"{value(rec(c, 'comparison', t, {'method': 'U-quant'}, 'accuracy'), records):.2f}"),
+        book_detail=lambda records: (f"{value(row('LBW + renewal', 'accuracy'), records):.2f} vs "
+                                     f"{value(row('U-quant', 'accuracy'), records):.2f}"),
     )
+
+
+def _allocation_claim(target):
+    chapter = "05a_allocation"
+    table = rec(chapter, "comparison", target)
+    return _lbw_claim(
+        chapter, target, rec(chapter, "differences", {"target": target,
+                                                      "comparison": "LBW + renewal - U-quant"}),
+        table, (Rec(chapter, table.path + ({"method": "LBW + renewal"}, "runs")),
+                Rec(chapter, table.path + ({"method": "U-quant"}, "runs"))),
+        f"lbw-vs-uquant-{target}", f"learned bits beat U-quant at {target}", "What differs")
 
 
 FASHION = "05_fashion"
@@ -528,29 +538,11 @@ FASHION = "05_fashion"
 def _fashion_claim(target):
     """``_allocation_claim`` on chapter 5's Fashion-MNIST stage."""
     diff = rec(FASHION, "differences", target, {"a": "LBW + renewal", "b": "U-quant"})
-    table = rec(FASHION, "landing", target)
-    return Claim(
-        key=f"fashion-lbw-vs-uquant-{target}", paper="Yao et al.",
-        title=f"learned bits beat U-quant at {target}, deeper stage",
-        statement=(f"At the target W/S/T = {target}, learned bit widths with activation renewal are more "
-                   "accurate than uniform quantization (U-quant) at the same target"),
-        source=_cite("yao_ablation"), chapter=FASHION, section="Landing on the target",
-        measure="accuracy, LBW + renewal - U-quant (points)",
-        setting=_training_setting(FASHION, f", target {target}"),
-        paper_number=fn(sub, pap("yao_ablation", "act_renew", target=target),
-                        pap("yao_ablation", "uquant", target=target)),
-        book=Rec(FASHION, diff.path + ("difference",)), p=Rec(FASHION, diff.path + ("p",)),
-        tested=True,
-        spread=(Rec(FASHION, table.path + ({"method": "LBW + renewal"}, "std")),
-                Rec(FASHION, table.path + ({"method": "U-quant"}, "std"))),
-        seeds=(Rec(FASHION, diff.path + ("runs a",)), Rec(FASHION, diff.path + ("runs b",))),
-        paper_detail=lambda records, t=target: (
-            f"{value(pap('yao_ablation', 'act_renew', target=t), records):.2f} vs "
-            f"{value(pap('yao_ablation', 'uquant', target=t), records):.2f}"),
-        book_detail=lambda records, t=target: (
-            f"{value(rec(FASHION, 'landing', t, {'method': 'LBW + renewal'}, 'accuracy'), records):.2f} vs "
-            f"{value(rec(FASHION, 'landing', t, {'method': 'U-quant'}, 'accuracy'), records):.2f}"),
-    )
+    return _lbw_claim(
+        FASHION, target, diff, rec(FASHION, "landing", target),
+        (Rec(FASHION, diff.path + ("runs a",)), Rec(FASHION, diff.path + ("runs b",))),
+        f"fashion-lbw-vs-uquant-{target}", f"learned bits beat U-quant at {target}, deeper stage",
+        "Landing on the target")
 
 
 def _fashion_settle(key: str) -> Rec:  # chapter 5, the paper's rule at 1/1/1 on the deeper stage
