@@ -13,7 +13,7 @@ falls under 8 px (``figure_text_problems``: the style's font size in pixels at t
 scaled by the figure's drawn width over its natural width).  ``test_the_checks_catch_...`` runs
 those checks on a page made to fail each of them.  A screenshot of the first chapter is saved to
 _build/screenshots/.  The smoke book goes to _build/smoke/, so it never replaces the book that
-``make book`` built.
+``make book`` built.  ``ADABIT_BOOK_HTML=_build/html`` runs the same checks on that book instead.
 
 Chromium: ``make test`` installs it when running as root.  If it is missing, the test fails under
 CI (CI=true) and is skipped elsewhere with a message saying how to install it.
@@ -49,7 +49,14 @@ def _need_browser():
 
 @pytest.fixture(scope="session")
 def book(request) -> Path:
+    """The smoke book; or, with ADABIT_BOOK_HTML set, the HTML folder it names (e.g. _build/html
+    after ``make book``: the same checks on the default build)."""
     _need_browser()
+    other = os.environ.get("ADABIT_BOOK_HTML")
+    if other:
+        html = (ROOT / other).resolve()
+        assert (html / "index.html").exists(), f"ADABIT_BOOK_HTML={other}: no built book there"
+        return html
     html, _ = request.getfixturevalue("smoke_book")  # tests/conftest.py: built once per session
     assert html == HTML and (HTML / "index.html").exists()
     return HTML
