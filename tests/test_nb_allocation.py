@@ -2,18 +2,20 @@
 that train their runs into a temporary results folder; its numbers are recomputed from those files."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from nbrun import assert_stops_on_bad_parameter, run_chapter
 from scipy import stats
 
 from adabit_lite import sweeps
 from adabit_lite.results import find_result, result_key
+from adabit_lite.studies import allocation as al
 
 # one target keeps the test short; the chapter runs the same code for every target
 TARGETS, SEEDS = ["1/1/1"], [0, 1]
 TINY = dict(dataset="digits", data_options="size=8", width=8, epochs=1)
 SEED_SETS = {t: SEEDS for t in TARGETS}
-FIGURES = ["fig3_bits_per_epoch", "fig4_layer_bits", "accuracy_vs_bit_budget"]
+FIGURES = ["accuracy_by_seed", "fig3_bits_per_epoch", "fig4_layer_bits", "accuracy_vs_bit_budget"]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,13 @@ def test_the_per_layer_record_matches_the_stored_bits(chapter):
                   if l["name"] == entry["layer"]]
             assert entry["Bw"] == pytest.approx(np.mean(bw))
             assert entry["Bw_min"] == min(bw) and entry["Bw_max"] == max(bw)
+
+
+def test_the_figure3_verdict_follows_the_settling_record(chapter):
+    rec, _, _ = chapter
+    settle = pd.DataFrame(rec["settle"]).astype({"settled": int, "runs": int, "median epoch": float})
+    assert rec["fig3_verdict"] == al.settling_verdict(settle, TINY["epochs"])
+    assert rec["fig3_verdict"].startswith("Against Figure 3")
 
 
 def test_a_bad_parameter_stops_the_chapter(tmp_path):

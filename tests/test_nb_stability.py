@@ -72,6 +72,15 @@ def test_the_control_has_the_learned_bits_and_the_verdict_follows_the_table(chap
     assert rec["trace"]["paper"]["flips"] >= 0 and set(rec["trace"]) == {"paper", sweeps.CHOSEN_REMEDY}
 
 
+def test_the_shared_allocation_record_follows_the_stored_runs(chapter):
+    rec, _, results = chapter
+    cfgs = sweeps.bit_stability_groups(results, targets=["2/2/1"], seeds=[0, 1], **TINY)["2/2/1"]
+    runs = [find_result(results / "bit-stability", c) for c in cfgs[sweeps.CHOSEN_REMEDY]]
+    # one target: no pair of targets to share an allocation
+    assert rec["shared_allocation"] == al.shared_allocations(
+        {"2/2/1": {sweeps.CHOSEN_REMEDY: runs}}, sweeps.CHOSEN_REMEDY) == []
+
+
 def test_bad_parameter_stops_with_one_line(tmp_path):
     assert_stops_on_bad_parameter("05b_stability", tmp_path, "targets", ["2/2"], "W/S/T")
 

@@ -207,3 +207,119 @@ def nearest_reachable(counts: list[int], target: float, k: int = 2, **bounds) ->
     means = reachable_means(counts, **bounds)
     below, above = means[means < target], means[means >= target]
     return [float(v) for v in np.concatenate([below[-k:], above[:k]])]
+
+
+def settling_verdict(settle: pd.DataFrame, epochs: int, paper_share: float | None = None,
+                     method: str = "LBW + renewal") -> str:
+    """Figure 3's statement (most of the bit reduction happens in the paper's first share of
+    training: ``paper_statements`` "fig3_bit_reduction", in %) against a settling table: one row
+    per target with "target", "runs", "settled" (runs that end within the tolerance) and "median
+    epoch" (the median ``settle_epoch`` of those runs) out of ``epochs``.  ``paper_share``: a
+    fraction, to override the paper's number (tests)."""
+    if paper_share is None:
+        from ..paper import paper_statements
+
+        paper_share = float(paper_statements().loc["fig3_bit_reduction", "number"]) / 100
+    head = f"Against Figure 3 (most of the reduction within the first {paper_share:.1%} of training): "
+    done = settle[settle["settled"] > 0]
+    if done.empty:
+        return head + f"no run of {method} settled within {TOLERANCE} of its target, so it cannot be checked here."
+    share = done["median epoch"] / epochs
+    early = done.loc[share <= paper_share + 1e-12, "target"].tolist()
+    late = done.loc[share > paper_share + 1e-12, "target"].tolist()
+    text = (head + f"{method} settles after {share.min():.0%} to {share.max():.0%} of training "
+            "(median epoch per target), ")
+    if not late:
+        text += "as early as the paper says"
+    elif not early:
+        text += "later than the paper says at every target"
+    else:
+        text += f"as early as the paper says at {', '.join(early)} and later at {', '.join(late)}"
+    never = [f"{int(r.runs - r.settled)} of {int(r.runs)} at {r.target}"
+             for r in settle.itertuples() if r.settled < r.runs]
+    if never:
+        text += f"; runs that never settled: {', '.join(never)}"
+    text += "."
+    if 1 / epochs > paper_share:
+        text += (f" With {epochs} epochs the earliest measurable settling is after one epoch, "
+                 f"{1 / epochs:.0%} of training, already more than the paper's share.")
+    return text
+
+
+def _allocation(result: dict) -> tuple:
+    """The per-layer (name, Bw, Bs, T) of a run, Bs as a tuple (per time step)."""
+    return tuple((layer["name"], layer["Bw"], tuple(np.atleast_1d(layer["Bs"]).tolist()), layer["T"])
+                 for layer in result["metrics"]["layers"])
+
+
+def shared_allocations(groups: dict[str, dict[str, list[dict]]], method: str) -> list[dict]:
+    """Pairs of targets at which ``method`` ended at the same allocation: seed for seed, the run at
+    one target has the same per-layer Bw, Bs and T as the run at the other (``groups``: target ->
+    method -> stored results).  One dict per pair: the two targets, the runs compared, whether the
+    accuracies match seed for seed too, the mean final W/S/T, accuracy (mean, sample std) and the
+    band of the bit loss (``bit_tolerance``) of the runs."""
+    by_seed = {t: {r["parameters"]["seed"]: r for r in m.get(method, [])} for t, m in groups.items()}
+    targets = [t for t in groups if by_seed[t]]
+    pairs = []
+    for i, a in enumerate(targets):
+        for b in targets[i + 1:]:
+            seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
+            if not seeds or any(_allocation(by_seed[a][s]) != _allocation(by_seed[b][s]) for s in seeds):
+                continue
+            runs = [by_seed[a][s] for s in seeds]
+            acc = [r["metrics"]["accuracy"] for r in runs]
+            pairs.append({
+                "targets": (a, b), "runs": len(seeds),
+                "same accuracy": all(by_seed[a][s]["metrics"]["accuracy"] == by_seed[b][s]["metrics"]["accuracy"]
+                                     for s in seeds),
+                **{k: float(np.mean([r["metrics"][k] for r in runs])) for k in "WST"},
+                "accuracy": float(np.mean(acc)),
+                "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else math.nan,
+                "band": float(runs[0]["parameters"].get("bit_tolerance", 0.0)),
+            })
+    return pairs
+
+
+def shared_allocation_note(groups: dict[str, dict[str, list[dict]]], method: str,
+                           finer: float | None = None) -> str:
+    """A sentence on the pairs of ``shared_allocations``: which targets ``method`` ends at the same
+    allocation, how few mean bit widths whole bits give between them (``reachable_means`` of the
+    layers' weight and input-feature counts), whether that allocation lies inside both targets'
+    bands, and what follows.  ``finer``: the band at which another stage tests the same (named in
+    the sentence when given).  Where no two targets share one: a sentence that says so (empty with
+    runs at fewer than two targets)."""
+    out = []
+    for pair in shared_allocations(groups, method):
+        a, b = pair["targets"]
+        run = groups[a][method][0]
+        layers = run["metrics"]["layers"]
+        ta, tb = parse_wst(a), parse_wst(b)
+        band = pair["band"]
+        counts = {"W": [l["weights"] for l in layers], "S": [l["in_features"] for l in layers]}
+        between = {k: reachable_means(c) for k, c in counts.items()}
+        between = {k: int(np.sum((m >= min(x, y) - 1e-9) & (m <= max(x, y) + 1e-9)))
+                   for (k, m), x, y in zip(between.items(), ta, tb)}
+        inside = all(abs(pair[k] - x) <= band + 1e-9 and abs(pair[k] - y) <= band + 1e-9
+                     for k, x, y in zip("WST", ta, tb))
+        amid = all(min(x, y) - 1e-9 <= pair[k] <= max(x, y) + 1e-9 for k, x, y in zip("WS", ta, tb))
+        acc = (f"the same accuracy seed for seed ({pair['accuracy']:.2f} +- {pair['std']:.2f})"
+               if pair["same accuracy"] else
+               f"an accuracy of {pair['accuracy']:.2f} +- {pair['std']:.2f} at {a}")
+        text = (f"At {a} and at {b}, {method} ends at the same per-layer bits in each of its "
+                f"{pair['runs']} seeds (mean W/S/T {pair['W']:.2f}/{pair['S']:.2f}/{pair['T']:.2f}), "
+                f"with {acc}. With {len(layers)} learned layers, whole bit widths give only "
+                f"{between['W']} mean Bw and {between['S']} mean Bs values between the two targets")
+        if inside and band > 0:
+            text += (f", and this allocation lies within {band:g} of both: the band stops pushing "
+                     f"there for either target, so the runs of both stop at the same reachable allocation"
+                     f"{' between them' if amid else ''}. On this stage the remedy does not allocate "
+                     f"differently for the two targets")
+        else:
+            text += "; the two targets still end at the same allocation"
+        if finer is not None:
+            text += (f" (the deeper stage on the chapter's first page, with more layers and finer "
+                     f"reachable means, tests this at {finer:g})")
+        out.append(text + ".")
+    if not out and sum(bool(m.get(method)) for m in groups.values()) > 1:
+        return f"{method} ends at a different allocation at every target."
+    return " ".join(out)
