@@ -51,6 +51,21 @@ def test_bad_value_stops_with_the_notebooks_own_message(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".*"))  # no half-run notebook left behind
 
 
+@pytest.mark.parametrize("args, line", [
+    (["09", "-p", "device", "tpu"], "parameter device must be cpu, cuda, cuda:N or auto, got 'tpu'"),
+    (["10", "-p", "results_path", "nowhere.json"],
+     "parameter results_path must be an existing file ending in .json (run `python -m benchmarks` from the "
+     "repository root to create it), got 'nowhere.json'"),
+])
+def test_a_declared_parameter_is_refused_in_one_line(tmp_path, args, line):
+    """Chapters checked by their declaration (adabit_lite.params) stop in the runner's one line."""
+    out = tmp_path / "out.ipynb"
+    proc = run_runner(*args, "-o", str(out))
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == line
+    assert not out.exists()
+
+
 def test_failing_cell_names_the_cell_and_keeps_the_traceback(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text("{}")  # passes the results_path check, then lacks every benchmark

@@ -374,3 +374,25 @@ def other_chapter_sentence(pairs, other: str, target: str) -> str:
         counts = ", ".join(f"{o}: {s['shared']} of {s['n ours']}" for o, _, s in pairs)
         why = f"Only some runs are the same stored runs ({counts}); the others differ in settings or seed."
     return head + why
+
+
+# ------------------------------------------------------------------ the chapter's parameters
+from .. import params as _p  # noqa: E402
+from .. import sweeps as _sweeps  # noqa: E402
+
+# nb/06_ablations.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
+PARAMETERS = _p.declare(
+    _p.results_dir("stored sweep results: results/ablations (and results/allocation for U-quant)"),
+    _p.seeds("seeds of every ablation"),
+    _p.Param("target", "wst", "1/1/1", "target mean W/S/T of every run: whole W and S from 1 to 6, T of 1",
+             low=1, high=(6, 6, 1), integers=True,
+             note="U-quant needs whole bits; 'T fixed' holds T = 1"),
+    *_p.training(),
+    _p.train_missing(),
+    _p.Param("ablations", "choice", list(_sweeps.ABLATIONS), 'names from sweeps.ABLATIONS, "default" among them',
+             choices=tuple(_sweeps.ABLATIONS), many=True, among=(REFERENCE,)),
+    _p.Param("show_uquant", "bool", True, "also show U-quant with the refined neuron (chapter 5's runs, "
+             "results/allocation)"),
+    _p.fig_dir(),
+    _p.record_path("06_ablations"),
+)

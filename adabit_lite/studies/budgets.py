@@ -337,3 +337,24 @@ def paper_differences(comparisons: pd.DataFrame, shen: pd.DataFrame) -> pd.DataF
         out[name] = [float(q.loc[a, col] - q.loc[b, col]) if a in q.index and b in q.index
                      else math.nan for a, b in zip(out["a"], out["b"])]
     return out
+
+
+# ------------------------------------------------------------------ the chapter's parameters
+from .. import params as _p  # noqa: E402
+from .. import sweeps as _sweeps  # noqa: E402
+
+# nb/07_budgets.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
+PARAMETERS = _p.declare(
+    _p.results_dir("stored sweep results: results/fixed-budget"),
+    _p.seeds("seeds of every split"),
+    _p.Param("budgets", "any", None, "None: every budget and split of the stored sweep (sweeps.BUDGETS), or "
+             "a list of its budgets, or a dict {Bit Budget: [\"W/S/T\", ...]} whose splits multiply to their "
+             "budget",
+             allowed=f"None, a list of the stored budgets {sorted(_sweeps.BUDGETS)}, or a dict {{Bit Budget: "
+                     f"[W/S/T splits]}} of integer splits with W * S * T = the budget",
+             test=lambda v: None if v is None else budget_problem(v, _sweeps.BUDGETS)),
+    *_p.training(),
+    _p.train_missing(),
+    _p.fig_dir(),
+    _p.record_path("07_budgets"),
+)

@@ -378,3 +378,40 @@ def snntorch_comparison(x: torch.Tensor, vth: float, T: int) -> pd.DataFrame:
                      "elements with a mismatch": int(diff.any(0).sum()),
                      "spike rate ours": float(S.mean()), "spike rate snntorch": float(spk.mean())})
     return pd.DataFrame(rows)
+
+
+# ============================================================================ the chapter's parameters
+from .. import params as _p  # noqa: E402
+
+# nb/03_neuron.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
+PARAMETERS = _p.declare(
+    _p.seed("seed of the model initialisation, the data order and the random inputs"),
+    _p.dataset("data of the trained model (sections 5-7): digits, mnist5k, mnist5k-noisy",
+               ("digits", "mnist5k", "mnist5k-noisy"), "mnist5k-noisy"),
+    _p.Param("bits_list", "int", [1, 2, 4], "spike bit widths Bs of the error study (section 2)",
+             low=1, high=8, many=True),
+    _p.Param("T_list", "int", [1, 2, 4, 8], "time steps T of the error study and the squeezing check",
+             low=1, high=32, many=True),
+    _p.Param("n_points", "int", 4001, "inputs per (Bs, T) in the error study, evenly spread over the "
+             "neuron's range", low=11, high=10**6),
+    _p.Param("trace_bits", "int", 2, "Bs of the membrane traces (section 1)", low=1, high=4),
+    _p.Param("trace_T", "int", 8, "steps of the membrane traces", low=2, high=32),
+    _p.Param("T_serial_max", "int", 8, "bit-serial view: T from 1 to T_serial_max", low=2, high=16),
+    _p.Param("snn_n", "int", 20000, "random inputs of the snntorch comparison", low=10, high=10**7),
+    _p.Param("snn_T", "int", 16, "steps of the snntorch comparison", low=1, high=256),
+    _p.Param("width", "int", 32, "base width of the chapter's small CNN (the default model of the training "
+             "chapters)", low=4, high=256),
+    _p.Param("train_steps", "int", 150, "Adam steps of the brief training (sections 5-7)", low=1, high=10**5),
+    _p.Param("train_lr", "float", 5e-3, "Adam learning rate of that training", low=0, high=1, open_low=True),
+    _p.Param("batch_size", "int", 64, "batch size of the training and of the gradient check", low=2, high=1024),
+    _p.Param("grad_T", "int", [1, 2, 3], "T values at which the T gradient is checked (every layer at that T)",
+             low=1, high=8, many=True),
+    _p.Param("n_grad_batches", "int", 12, "test batches of the gradient check (capped by the test set)",
+             low=1, high=1000),
+    _p.Param("wide_batch", "int", 2, "batch of the wide ResNet-20 layer in the squeezing check", low=1, high=64),
+    _p.Param("wide_channels", "int", 128, "channels of that layer (128 in the wide ResNet-20)", low=1, high=512),
+    _p.Param("device", "device", "cpu", "where the model is trained and checked: cpu, cuda, cuda:N",
+             available=True),
+    _p.fig_dir(),
+    _p.record_path("03_neuron"),
+)

@@ -541,3 +541,23 @@ def weight_sequence(w: torch.Tensor, trained_step: float, sequence, init_bits: i
                          "clip level": s * int_range(B, True)[1], "MSE": mse, "score": lp})
         b_old = B
     return rows
+
+
+# ============================================================================ the chapter's parameters
+from .. import params as _p  # noqa: E402
+
+# nb/04_quantizers.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
+PARAMETERS = _p.declare(
+    _p.seed("seed of the data split, the model initialisation and the batch order"),
+    _p.Param("warmup_steps", "int", 150, "SGD steps of the short warm-up at W/S/T = 4/4/2 (task loss only)",
+             low=1, high=10**5),
+    _p.Param("warmup_batch", "int", 32, "batch size of the warm-up", low=2, high=4000),
+    _p.Param("n_images", "int", 32, "training images whose layer inputs are collected (half a training "
+             "batch of the book)", low=1, high=4000),
+    _p.Param("n_batches", "int", 2, "training batches (of 64) averaged for each bit-gradient measurement",
+             low=1, high=62),
+    _p.Param("K", "int", 100, "clipping ranges scored by the grid search", low=2, high=10_000),
+    _p.Param("p", "float", 2.4, "exponent of the grid-search score mean |Q(x) - x|^p", low=1, high=8),
+    _p.fig_dir(),
+    _p.record_path("04_quantizers"),
+)
