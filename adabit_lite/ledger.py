@@ -1111,3 +1111,17 @@ def rule_text() -> str:
             f"paper's where the setting differs from the paper's (the training claims), "
             f"{100 * (1 - EXACT):g} % where the book computes the paper's own quantity, and "
             f"*{SMALLER}* when it falls short. An identity that fails: *{REVERSED}*.")
+
+
+# ---------------------------------------------------------------------- the page's parameters
+# nb/ledger.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
+from . import params as _p  # noqa: E402
+
+PARAMETERS = _p.declare(
+    _p.Param("records_dir", "path", "_build/records",
+             "the chapters' records (<chapter>.json) of the build this page shows"),
+    _p.Param("nb_dir", "path", "nb", "the chapter notebooks, whose headings give the links' anchors"),
+    _p.Param("fig_dir", "path", "_build/figures", "the ledger as a table (CSV) goes here"),
+    _p.Param("record_path", "path", "_build/records/ledger.json",
+             "the ledger's rows, read by tests/test_ledger.py", suffix=".json"),
+)

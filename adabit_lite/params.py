@@ -425,11 +425,15 @@ CHAPTERS = {
     "02_theorem": "adabit_lite.params:THEOREM",
     "03_neuron": "adabit_lite.studies.neuron:PARAMETERS",
     "04_quantizers": "adabit_lite.studies.quantizers:PARAMETERS",
+    "05_fashion": "adabit_lite.studies.fashion:PARAMETERS",
+    "05a_allocation": "adabit_lite.studies.allocation:PARAMETERS_05A",
+    "05b_stability": "adabit_lite.studies.allocation:PARAMETERS_05B",
     "06_ablations": "adabit_lite.studies.ablations:PARAMETERS",
     "07_budgets": "adabit_lite.studies.budgets:PARAMETERS",
     "08_temporal": "adabit_lite.studies.temporal:PARAMETERS",
     "09_scale": "adabit_lite.params:SCALE",
     "10_performance": "adabit_lite.params:PERFORMANCE",
+    "ledger": "adabit_lite.ledger:PARAMETERS",
 }
 
 

@@ -220,3 +220,18 @@ def test_no_helper_is_defined_in_two_declared_notebooks():
                     if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                         where.setdefault(node.name, []).append(stem)
     assert {name: stems for name, stems in where.items() if len(stems) > 1} == {}
+
+
+def test_allocation_targets_stop_at_the_bounds_of_the_init():
+    """Chapter 5a/5b targets: W and S at most 2 above TrainConfig's init (4/4/2), T at most 1 above."""
+    from adabit_lite.studies import allocation as al
+    from adabit_lite.train import TrainConfig
+    from adabit_lite.wst import parse_wst
+
+    w, s, t = parse_wst(TrainConfig().init, integers=True)
+    for declaration in (al.PARAMETERS_05A, al.PARAMETERS_05B):
+        values = params.defaults(declaration)
+        params.check(declaration, {**values, "targets": [f"{w + 2}/{s + 2}/{t + 1}"]})
+        for bad in (f"{w + 3}/1/1", f"1/{s + 3}/1", f"1/1/{t + 2}"):
+            with pytest.raises(ValueError, match="parameter targets must be .*W/S/T"):
+                params.check(declaration, {**values, "targets": [bad]})

@@ -21,9 +21,9 @@ from scipy import stats
 
 from .. import sweeps
 from ..results import find_result, result_key
-from ..train import load_or_train
 from ..wst import parse_wst
 from . import allocation as al
+from . import stored_result
 
 SWEEP, CONTROL_SWEEP = "fashion-allocation", "fashion-control"
 COARSE, FINE = al.TOLERANCE, 0.1
@@ -56,10 +56,7 @@ def load(results_dir: str | Path = sweeps.RESULTS, train_missing: bool = False,
     root = Path(results_dir)
 
     def get(sweep, cfg):
-        found = find_result(root / sweep, cfg)
-        if found is None and train_missing:
-            found = load_or_train(cfg, root / sweep, progress=False, verbose=False)
-        return found
+        return stored_result(root / sweep, cfg, train_missing)
 
     if train_missing:
         for methods in sweeps.fashion_groups(root, targets, seeds, base).values():
@@ -182,9 +179,7 @@ def collapse_table(results_dir: str | Path = sweeps.RESULTS, train_missing: bool
         for cfg in sweeps.fashion_method(PAPER_RULE, "1/1/1", seed, base):
             for clamp in ("floor", "reflect"):
                 c = dataclasses.replace(cfg, step_clamp=clamp)
-                r = find_result(root, c)
-                if r is None and train_missing:
-                    r = load_or_train(c, root, progress=False, verbose=False)
+                r = stored_result(root, c, train_missing)
                 if r is None:
                     continue
                 f = r.get("failure") or {}
@@ -232,28 +227,6 @@ def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.Da
                 row[f"{name}: gain"] = d["difference"]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def check_parameters(targets, seeds, quick) -> None:
-    """The chapter's parameters, or one-line ValueError naming the bad one."""
-    if targets is not None and (not isinstance(targets, (list, tuple)) or not targets
-                                or any(t not in sweeps.FASHION_TARGETS for t in targets)):
-        raise ValueError(f"parameter targets must be None or a list of "
-                         f"{', '.join(sweeps.FASHION_TARGETS)}, got {targets!r}")
-    if seeds is not None and (not isinstance(seeds, (list, tuple)) or not seeds or any(
-            not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds)):
-        raise ValueError(f"parameter seeds must be None or a list of integers >= 0, got {seeds!r}")
-    if quick is not None:
-        from ..train import OptionError, TrainConfig
-        if not isinstance(quick, dict):
-            raise ValueError(f"parameter quick must be None or a mapping of run settings, got "
-                             f"{quick!r}")
-        try:
-            TrainConfig(**{**sweeps.fashion_base(*sweeps.FASHION_CANDIDATES[0]), **quick}).validated()
-        except TypeError as err:
-            raise ValueError(f"parameter quick: {err}") from None
-        except OptionError as err:
-            raise ValueError(f"parameter quick: {err.line()}") from None
 
 
 def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + projection")):
@@ -340,3 +313,41 @@ def figure4_verdict(pattern: dict) -> str:
             f"{sign(pattern['first Bw - inner'])} Bw and {sign(pattern['first Bs - inner'])} Bs "
             f"than the layers between; the last (the fc) {sign(pattern['last Bw - inner'])} Bw "
             f"and {sign(pattern['last Bs - inner'])} Bs.")
+
+
+# ---------------------------------------------------------------------- the chapter's parameters
+# nb/05_fashion.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
+from .. import params as _p  # noqa: E402
+
+
+def _quick_problem(quick) -> str | None:
+    """What is wrong with ``quick`` (the run settings over the stage's), or None: it must build a
+    valid TrainConfig."""
+    from ..train import OptionError, TrainConfig
+
+    if not isinstance(quick, dict):
+        return "not a mapping"
+    try:
+        TrainConfig(**{**sweeps.fashion_base(*sweeps.FASHION_CANDIDATES[0]), **quick}).validated()
+    except TypeError as err:
+        return str(err)
+    except OptionError as err:
+        return err.line()
+    return None
+
+
+PARAMETERS = _p.declare(
+    _p.results_dir("stored sweep results: results/fashion-allocation, results/fashion-control"),
+    _p.Param("targets", "choice", None, "target mean W/S/T to show; None: all five of the stage "
+             "(1/1/1, 2/2/1, 1.5/1.5/1, 3/4/1, 4/4/1)", choices=tuple(sweeps.FASHION_TARGETS),
+             many=True, optional=True),
+    _p.Param("seeds", "int", None, "seeds of every target; None: the stored sweep's (8 at 1/1/1, "
+             "5 elsewhere)", low=0, many=True, optional=True),
+    _p.Param("quick", "any", None, 'other run settings for a quick try, e.g. {"epochs": 2, '
+             '"train_limit": 2000}; None: the stage\'s', optional=True,
+             allowed="a mapping of run settings (TrainConfig options)", test=_quick_problem),
+    _p.train_missing(),
+    _p.fig_dir(),
+    _p.Param("record_path", "path", "_build/records/05_fashion.json",
+             "key numbers, read by the tests and the claims ledger", suffix=".json"),
+)
