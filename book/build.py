@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 
@@ -94,6 +95,18 @@ def copy_mathjax() -> None:
         shutil.copytree(src, dst)
 
 
+def hide_injected_parameters(path: Path) -> None:
+    """Tag the cell papermill injects (this build's paths and profile values) remove-cell: the page
+    shows the chapter's own parameters cell, with its defaults and their help, not the build's
+    bookkeeping."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, str(path))
+
+
 def run_notebooks(names: list[str], params: dict[str, dict]) -> list[tuple[str, float]]:
     CHAPTERS.mkdir(parents=True, exist_ok=True)
     timings = []
@@ -103,9 +116,10 @@ def run_notebooks(names: list[str], params: dict[str, dict]) -> list[tuple[str, 
             raise SystemExit(f"the toc lists book/chapters/{name} but nb/{name}.ipynb does not exist")
         start = time.perf_counter()
         print(f"[book] running nb/{name}.ipynb", flush=True)
-        papermill.execute_notebook(str(src), str(CHAPTERS / f"{name}.ipynb"),
-                                   parameters=params.get(name, {}), cwd=str(ROOT),
-                                   kernel_name="python3", progress_bar=False)
+        out = CHAPTERS / f"{name}.ipynb"
+        papermill.execute_notebook(str(src), str(out), parameters=params.get(name, {}),
+                                   cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+        hide_injected_parameters(out)
         timings.append((name, time.perf_counter() - start))
         print(f"[book] nb/{name}.ipynb done in {timings[-1][1]:.1f} s", flush=True)
     return timings
