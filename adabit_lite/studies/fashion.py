@@ -235,9 +235,13 @@ def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + proj
     from .. import plotting
 
     targets = [t for t, g in stage.groups.items() if any(g.get(m) for m in methods)]
-    fig, axes = plotting.figure(ncols=max(len(targets), 1), figsize=(2.6 * max(len(targets), 1) + 1, 3.0),
-                                sharey=True)
-    axes = np.atleast_1d(axes)
+    ncols = min(max(len(targets), 1), 3)
+    nrows = -(-max(len(targets), 1) // ncols)
+    fig, axes = plotting.figure(ncols=ncols, nrows=nrows, figsize=(3.0 * ncols, 2.7 * nrows + 0.6),
+                                sharey=True, squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[len(targets):]:
+        ax.set_visible(False)
     styles = {"W": "-", "S": ":"}
     for ax, target in zip(axes, targets):
         for color, method in zip(("#1f77b4", "#d62728"), methods):
@@ -255,9 +259,16 @@ def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + proj
             ax.axhline(value, color="0.3", ls="--", lw=0.8)
         ax.set_title(f"target {target}")
         ax.set_xlabel("epoch")
-    axes[0].set_ylabel("mean bits")
-    if axes[-1].get_legend_handles_labels()[0]:
-        axes[-1].legend(fontsize=7, loc="upper right")
+    for row in range(nrows):
+        axes[row * ncols].set_ylabel("mean bits")
+    legend = {}
+    for ax in axes[:len(targets)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:  # below the panels, clear of every line
+        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=2, fontsize=9,
+                   frameon=False)
+        fig.subplots_adjust(bottom=0.6 / (2.7 * nrows + 0.6) + 0.12, hspace=0.45)
     return fig
 
 
