@@ -92,6 +92,7 @@ def landing_table(methods: dict[str, list[dict]], target: str) -> pd.DataFrame:
     table.insert(table.columns.get_loc("within target") + 1, "within 0.1",
                  table["method"].map(fine["within target"]))
     table = table.rename(columns={"within target": "within 0.3"})
+    table.loc[table["within 0.3"].isna(), "within 0.1"] = math.nan  # no bits: full precision
     uquant = [m for m in methods if m.startswith("U-quant")]
     for column in ("within 0.3", "within 0.1"):  # a uniform setting is on its own target only
         table.loc[table["method"].isin(uquant) & (len(uquant) > 1), column] = math.nan
