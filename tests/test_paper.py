@@ -1,5 +1,5 @@
-"""The published tables as data: every table loads, has its columns and rows, and the facts derived
-from it (design/paper_tables.md) hold."""
+"""The published tables as data: every table loads, has its columns and rows, and the facts that
+the chapters derive from them (sums, orderings, the papers' own inconsistencies) hold."""
 
 import math
 
