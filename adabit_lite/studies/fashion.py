@@ -298,21 +298,6 @@ def settling_table(stage: Stage, method: str = PAPER_RULE) -> pd.DataFrame:
                          for t, m in stage.groups.items()])
 
 
-def figure3_verdict(settle: pd.DataFrame) -> str:
-    """Figure 3's statement (the reduction happens within the paper's share of training) against
-    the settling epochs of ``settling_table``."""
-    from ..paper import paper_statements
-
-    paper = paper_statements().loc["fig3_bit_reduction", "number"] / 100
-    shares = settle.loc[settle["settled"] > 0, "share of training"]
-    if shares.empty:
-        return "Against Figure 3: no stored run settled within 0.3 of its target."
-    verdict = "as the paper says" if shares.max() <= paper else "later than the paper says"
-    return (f"Against Figure 3: the paper's rule settles within 0.3 of its target after "
-            f"{shares.min():.0%} to {shares.max():.0%} of training (median epoch per target), "
-            f"{verdict} (the first {paper:.1%}).")
-
-
 def figure4_verdict(pattern: dict) -> str:
     """Figure 4's statements against a ``layer_pattern``."""
     def sign(x, more="more", fewer="fewer"):
