@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +52,16 @@ FINGERPRINT_RTOL = 1e-4
 
 def welch(a, b) -> float:
     """Two-sided Welch t-test p-value of mean(a) != mean(b) (nan with fewer than 2 values each,
-    or when neither group has any spread)."""
+    or when neither group has any spread). scipy's precision warning for nearly equal values is
+    silenced: it would print a path-dependent line into every notebook that shows a p-value."""
     from scipy import stats
 
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
         return math.nan
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 # ---------------------------------------------------------------- settings

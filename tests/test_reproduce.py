@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,17 @@ def test_bad_requests_are_one_line_and_exit_2(args, words, sweep, tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_welch_is_quiet_about_nearly_equal_groups():
+    """scipy warns (on stderr, naming its own file) when the values are nearly equal; a notebook
+    that shows the p-value would then differ from one machine's folder to the next."""
+    import warnings
+
+    a, b = [87.5, 87.5, 87.5], [87.5, 87.5, 87.5 + 1e-11]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = reproduce.welch(a, b)
+    assert 0.0 < p < 1.0
+    assert math.isnan(reproduce.welch([1.0, 1.0], [1.0, 1.0]))
+    assert math.isnan(reproduce.welch([1.0], [2.0, 3.0]))

@@ -11,7 +11,6 @@ tables make (which of the two is better is read from the paper's numbers, never 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -103,12 +102,6 @@ def accuracies(group: list[dict]) -> list[float]:
     return [float(r["metrics"]["accuracy"]) for r in group]
 
 
-def quiet_welch(a, b) -> float:
-    """``allocation.welch`` without scipy's precision warning (groups with no spread)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return al.welch(a, b)
-
 
 def ablation_table(groups: dict[str, list[dict]], reference: str = REFERENCE) -> pd.DataFrame:
     """One row per group, in the order of ``groups`` (a group with no stored run is a row with 0
@@ -127,7 +120,7 @@ def ablation_table(groups: dict[str, list[dict]], reference: str = REFERENCE) ->
             row.update({k: float(np.mean([r["metrics"][k] for r in group])) for k in "WST"})
             row.update(accuracy=float(np.mean(acc)),
                        std=float(np.std(acc, ddof=1)) if len(acc) > 1 else math.nan,
-                       **{f"p vs {reference}": quiet_welch(acc, ref) if name != reference
+                       **{f"p vs {reference}": al.welch(acc, ref) if name != reference
                           else math.nan},
                        **{"weight renewals": float(totals["w_renewals"]),
                           "spike renewals": float(totals["s_renewals"]),
@@ -152,7 +145,7 @@ def compare(groups: dict[str, list[dict]], a: str, b: str, alpha: float = ALPHA)
         return {"a": a, "b": b, "mean a": math.nan, "mean b": math.nan, "difference": math.nan,
                 "p": math.nan, "outcome": "not run"}
     diff = float(np.mean(acc_a) - np.mean(acc_b))
-    p = quiet_welch(acc_a, acc_b)
+    p = al.welch(acc_a, acc_b)
     outcome = ("untested" if math.isnan(p) else "no significant difference" if not p < alpha
                else "higher" if diff > 0 else "lower")
     return {"a": a, "b": b, "mean a": float(np.mean(acc_a)), "mean b": float(np.mean(acc_b)),

@@ -22,7 +22,6 @@ their Welch p-values, raw and Holm-adjusted over all pairs of the table.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -153,12 +152,6 @@ def split_costs(cfg, spec: dict) -> dict:
 
 
 # ------------------------------------------------------------------ stored runs
-def _quiet_welch(a, b) -> float:
-    """``welch`` without scipy's warning for groups whose values are all equal."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return welch(a, b)
-
 
 def accuracies(runs: list[dict]) -> list[float]:
     return [r["metrics"]["accuracy"] for r in runs]
@@ -193,7 +186,7 @@ def split_table(groups: dict[int, dict[str, list[dict]]], wanted: dict[int, dict
                 "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else math.nan,
                 "train accuracy": float(np.mean(train_acc)) if train_acc else math.nan,
                 "rank": order.index(split) + 1 if split in means else math.nan,
-                "p vs best": (_quiet_welch(accuracies(got[best]), acc)
+                "p vs best": (welch(accuracies(got[best]), acc)
                               if best is not None and split != best and acc else math.nan),
                 "spike levels": spike_levels(s, t), "weight levels": weight_levels(w),
                 "stored S-ACE (M)": mean("s_ace_g", 1e3),
@@ -255,7 +248,7 @@ def comparison_table(groups: dict[int, dict[str, list[dict]]],
             rows.append({"budget": int(budget), "comparison": kind, "a": a, "b": b,
                          "runs a": len(acc_a), "runs b": len(acc_b),
                          "accuracy a": ma, "accuracy b": mb, "a - b": ma - mb,
-                         "p": _quiet_welch(acc_a, acc_b)})
+                         "p": welch(acc_a, acc_b)})
     df = pd.DataFrame(rows, columns=["budget", "comparison", "a", "b", "runs a", "runs b",
                                      "accuracy a", "accuracy b", "a - b", "p"])
     df["p (Holm)"] = holm(df["p"]) if len(df) else []

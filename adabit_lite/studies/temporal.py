@@ -16,7 +16,6 @@ accuracy against the fixed split at the same T (studies.allocation.welch).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -111,13 +110,6 @@ def at_chance(result: dict) -> bool:
     return result["metrics"]["accuracy"] == CHANCE
 
 
-def _quiet_welch(a, b) -> float:
-    """``welch`` without scipy's precision warning for groups whose values are all equal (a
-    network at 100 % in every seed)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return welch(a, b)
-
 
 def budget_table(groups: dict[int, dict[str, list[dict]]], reference: str = "fixed"
                  ) -> pd.DataFrame:
@@ -147,7 +139,7 @@ def budget_table(groups: dict[int, dict[str, list[dict]]], reference: str = "fix
                 "accuracy": float(np.mean(acc)),
                 "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else math.nan,
                 "at chance": int(sum(at_chance(r) for r in runs)),
-                f"p vs {reference}": _quiet_welch(acc, ref) if method != reference else math.nan,
+                f"p vs {reference}": welch(acc, ref) if method != reference else math.nan,
             })
     columns = ["T", "method", "runs", "split", "W", "S", "T mean", "bit budget", "S-ACE (M)",
                "accuracy", "std", "at chance", f"p vs {reference}"]
