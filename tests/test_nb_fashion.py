@@ -58,6 +58,10 @@ def test_the_differences_and_paper_rows_follow_the_runs(chapter):
     row = rec["paper_vs_book"][0]
     assert row["paper: U-quant"] == 74.82 and row["paper: LBW + renewal"] == 96.15  # the data file
     assert row["Fashion stage: gain"] == pytest.approx(first["difference"])
+    # the remedies are judged at 2/2/1 and 1.5/1.5/1 only: with 1/1/1 alone, no row
+    assert set(rec["remedy"]) == {"LBW + renewal", "LBW + renewal + projection",
+                                  f"{sweeps.CHOSEN_REMEDY} + projection"}
+    assert all(rows == [] for rows in rec["remedy"].values())
 
 
 def test_a_bad_parameter_stops_the_chapter_in_one_line(tmp_path):

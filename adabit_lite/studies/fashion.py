@@ -230,6 +230,91 @@ def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.Da
     return pd.DataFrame(rows)
 
 
+#: the targets above the 1-bit minimum where a remedy must land (W and S within ``FINE``)
+REMEDY_TARGETS = ("2/2/1", "1.5/1.5/1")
+#: the share of a remedy's runs that must land within ``FINE`` at each of ``REMEDY_TARGETS``
+LANDING_SHARE = 0.9
+DROP_POINTS = 5.0  # an epoch whose test accuracy falls more than this below the one before
+RULE_COLUMN = "paper's rule"  # remedy_table's column of the paper's rule's mean accuracy
+
+
+def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per target of ``REMEDY_TARGETS`` for ``method``: its runs, the share whose final
+    mean W and S are both within ``FINE`` of the target, the mean final W and S, the target nearest
+    that mean (the larger of |dW|, |dS|), the runs with an epoch falling more than ``DROP_POINTS``,
+    the same count over the U-quant runs there (the stage's own noise; at a fractional target, the
+    nearest uniform settings'), the accuracy mean against
+    the paper's rule, and whether the accuracy is significantly lower
+    (the paper's rule ahead with Welch p < ``alpha``)."""
+    rows = []
+    for target in REMEDY_TARGETS:
+        runs = stage.groups.get(target, {}).get(method, [])
+        rule = stage.groups.get(target, {}).get(PAPER_RULE, [])
+        if not runs:
+            continue
+        w, s_ = (np.array([r["metrics"][k] for r in runs]) for k in "WS")
+        tw, ts, _ = parse_wst(target)
+        mean = (float(w.mean()), float(s_.mean()))
+        nearest = min(REMEDY_TARGETS, key=lambda t: max(abs(m - v) for m, v in
+                                                         zip(mean, parse_wst(t)[:2])))
+        acc = [r["metrics"]["accuracy"] for r in runs]
+        acc_rule = [r["metrics"]["accuracy"] for r in rule]
+        p = al.welch(acc, acc_rule)
+        rows.append({"target": target, "runs": len(runs),
+                     "W and S within 0.1": float(np.mean((abs(w - tw) <= FINE) & (abs(s_ - ts) <= FINE))),
+                     "W": mean[0], "S": mean[1], "nearest target": nearest,
+                     "runs with a drop > 5": sum(al.worst_drop(r) > DROP_POINTS for r in runs),
+                     "U-quant runs with a drop > 5": sum(
+                         al.worst_drop(r) > DROP_POINTS for m, group in stage.groups[target].items()
+                         if m.startswith("U-quant") for r in group),
+                     "U-quant runs": sum(len(g) for m, g in stage.groups[target].items()
+                                         if m.startswith("U-quant")),
+                     "accuracy": float(np.mean(acc)),
+                     RULE_COLUMN: float(np.mean(acc_rule)) if acc_rule else math.nan,
+                     "lower": bool(acc_rule and np.mean(acc) < np.mean(acc_rule)
+                                   and not math.isnan(p) and p < alpha)})
+    return pd.DataFrame(rows)
+
+
+def remedy_verdict(table: pd.DataFrame, method: str) -> str:
+    """Whether ``method`` lands (``remedy_table``): at least ``LANDING_SHARE`` of its runs within
+    0.1 in W and S at every remedy target, each target's mean nearest its own target, no epoch
+    falling more than 5 points, accuracy not significantly below the paper's rule; else which
+    of these failed, with the numbers."""
+    if set(table.get("target", ())) != set(REMEDY_TARGETS):
+        return f"**{method}**: not judged yet (it needs stored runs at {' and '.join(REMEDY_TARGETS)})."
+    rows = table.set_index("target")
+    missed = []
+    share = rows["W and S within 0.1"]
+    if (share < LANDING_SHARE).any():
+        missed.append("within 0.1 in W and S: " + ", ".join(
+            f"{share[t]:.0%} of runs at {t}" for t in REMEDY_TARGETS)
+            + f" (needed: {LANDING_SHARE:.0%})")
+    wrong = [t for t in REMEDY_TARGETS if rows.loc[t, "nearest target"] != t]
+    if wrong:
+        missed.append("targets not told apart: " + ", ".join(
+            f"{t} ended at {rows.loc[t, 'W']:.2f}/{rows.loc[t, 'S']:.2f}" for t in REMEDY_TARGETS))
+    drops = int(rows["runs with a drop > 5"].sum())
+    if drops:
+        missed.append(f"{drops} of {int(rows['runs'].sum())} runs with an epoch falling more than "
+                      "5 points (U-quant, the stage's own noise: " + ", ".join(
+                          f"{int(rows.loc[t, 'U-quant runs with a drop > 5'])} of "
+                          f"{int(rows.loc[t, 'U-quant runs'])} at {t}" for t in REMEDY_TARGETS)
+                      + ")")
+    lower = [t for t in REMEDY_TARGETS if rows.loc[t, "lower"]]
+    if lower:
+        missed.append("accuracy significantly below the paper's rule at " + ", ".join(
+            f"{t} ({rows.loc[t, 'accuracy']:.2f} vs {rows.loc[t, RULE_COLUMN]:.2f} %)"
+            for t in lower))
+    runs = " and ".join(f"{int(rows.loc[t, 'runs'])} runs at {t}" for t in REMEDY_TARGETS)
+    if not missed:
+        return (f"**{method} lands** ({runs}): " + "; ".join(
+            f"{share[t]:.0%} within 0.1 at {t}, mean {rows.loc[t, 'W']:.2f}/{rows.loc[t, 'S']:.2f}"
+            for t in REMEDY_TARGETS) + "; no epoch fell more than 5 points; accuracy not "
+            "significantly below the paper's rule.")
+    return f"**{method} does not land** ({runs}): " + "; ".join(missed) + "."
+
+
 def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + projection")):
     """The paper's Figure 3 on this stage: per target, the seeds' mean W and S at the end of each
     epoch (band: one standard deviation) for ``methods``, the target dashed."""

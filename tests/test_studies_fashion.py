@@ -1,0 +1,64 @@
+"""The Fashion stage's landing check for a remedy (studies.fashion.remedy_table / remedy_verdict),
+on hand-made results whose answers are known."""
+
+import pytest
+
+from adabit_lite.studies import fashion as fa
+
+
+def run(W, S, acc, curve=(80.0, 82.0, 84.0)):
+    return {"metrics": {"W": W, "S": S, "T": 1.0, "accuracy": acc},
+            "history": [{"test_accuracy": a} for a in list(curve) + [acc]]}
+
+
+def stage(remedy_221, remedy_151, rule_acc=85.0, uquant_curve=(80.0, 82.0, 84.0)):
+    rule = [run(2.3, 2.3, rule_acc), run(2.3, 2.3, rule_acc + 0.5)]
+    return fa.Stage(groups={
+        "2/2/1": {"U-quant": [run(2, 2, 86.0, uquant_curve)], fa.PAPER_RULE: rule, "R": remedy_221},
+        "1.5/1.5/1": {"U-quant 1/1/1": [run(1, 1, 84.0)], fa.PAPER_RULE: rule, "R": remedy_151}})
+
+
+ON_221 = [run(2.05, 1.95, 86.0), run(1.98, 2.02, 86.4)]
+ON_151 = [run(1.45, 1.55, 85.5), run(1.52, 1.49, 85.9)]
+
+
+def test_a_remedy_on_both_targets_lands():
+    table = fa.remedy_table(stage(ON_221, ON_151), "R")
+    assert list(table["target"]) == ["2/2/1", "1.5/1.5/1"]
+    assert list(table["W and S within 0.1"]) == [1.0, 1.0]
+    assert table["W"].tolist() == pytest.approx([2.015, 1.485])
+    assert list(table["nearest target"]) == ["2/2/1", "1.5/1.5/1"]
+    assert fa.remedy_verdict(table, "R").startswith("**R lands** (2 runs at 2/2/1 and 2 runs at")
+
+
+def test_each_criterion_that_fails_is_named_with_its_numbers():
+    # 2/2/1: one run off by 0.15 in S (50 % within 0.1); 1.5/1.5/1: both runs at 1.8/1.8, which is
+    # nearer 2/2/1 than 1.5/1.5/1 (and off target); one run falls 10 points in an epoch
+    off = [run(2.0, 2.15, 86.0), run(2.0, 2.0, 86.0)]
+    edge = [run(1.8, 1.8, 85.0, (80.0, 90.0, 80.0)), run(1.8, 1.8, 85.5)]
+    table = fa.remedy_table(stage(off, edge), "R")
+    assert list(table["W and S within 0.1"]) == [0.5, 0.0]
+    assert list(table["nearest target"]) == ["2/2/1", "2/2/1"]
+    assert list(table["runs with a drop > 5"]) == [0, 1]
+    verdict = fa.remedy_verdict(table, "R")
+    assert verdict.startswith("**R does not land**")
+    assert "50% of runs at 2/2/1, 0% of runs at 1.5/1.5/1" in verdict
+    assert "1.5/1.5/1 ended at 1.80/1.80" in verdict
+    assert "1 of 4 runs with an epoch falling more than 5 points" in verdict
+    assert "0 of 1 at 2/2/1, 0 of 1 at 1.5/1.5/1" in verdict  # U-quant's own drops
+
+
+def test_a_significantly_lower_accuracy_fails_and_a_noisy_one_does_not():
+    low = [run(2.0, 2.0, 80.0), run(2.0, 2.0, 80.2)]  # the rule: 85.0 and 85.5
+    table = fa.remedy_table(stage(low, ON_151), "R")
+    assert list(table["lower"]) == [True, False]
+    assert "significantly below the paper's rule at 2/2/1 (80.10 vs 85.25 %)" in \
+        fa.remedy_verdict(table, "R")
+    noisy = [run(2.0, 2.0, 78.0), run(2.0, 2.0, 92.0)]  # lower mean, but no significant gap
+    assert not fa.remedy_table(stage(noisy, ON_151), "R")["lower"].any()
+
+
+def test_a_remedy_without_runs_at_both_targets_is_not_judged():
+    table = fa.remedy_table(stage(ON_221, []), "R")
+    assert list(table["target"]) == ["2/2/1"]
+    assert "not judged yet" in fa.remedy_verdict(table, "R")
