@@ -16,7 +16,13 @@ T steps), and the uniform convention of the papers' tables (every layer, stem in
 Comparisons.  ``claim_pairs`` names the pairs the chapter tests: within one budget, the split with
 the most spike bits against each other split with the same W (spike bits vs time steps) and
 against each other split with the same T (spike bits vs weight bits).  ``comparison_table`` gives
-their Welch p-values, raw and Holm-adjusted over all pairs of the table.
+their Welch p-values, raw and Holm-adjusted over all pairs of the table; ``verdicts`` sorts them
+(Holm p < ``ALPHA``) and ``findings`` puts the chapter's verdict into words.
+
+The page.  nb/07_budgets.ipynb only calls into this module: ``load_runs`` reads the stored runs,
+``cost_table``, ``split_table``, ``comparison_table`` and ``paper_vs_book`` build its tables, the
+``*_lines`` functions print their key numbers, ``findings`` and ``paper_claims`` write its
+sentences and the ``plot_*`` functions draw its four figures.
 """
 
 from __future__ import annotations
@@ -27,8 +33,11 @@ import numpy as np
 import pandas as pd
 
 from ..wst import parse_wst
-from .allocation import welch
+from . import stored_result
+from .ablations import accuracies
+from .allocation import mean_history, welch
 
+ALPHA = 0.05  # a Holm-adjusted p-value below this counts as a difference found
 SPIKES_VS_STEPS = "spike bits vs time steps (same W)"
 SPIKES_VS_WEIGHTS = "spike bits vs weight bits (same T)"
 MAX_BITS = 16  # the largest W, S or T a split may ask for here
@@ -151,10 +160,61 @@ def split_costs(cfg, spec: dict) -> dict:
             "size (kbit)": 1e3 * learned.totals["size_mbit"]}
 
 
-# ------------------------------------------------------------------ stored runs
+#: the columns of ``split_costs`` (in its order); ``accuracy_view`` keeps only ``KEPT_COSTS``
+COST_COLUMNS = ("MACs (M)", "S-ACE (M)", "stem MACs (M)", "stem W/S/T", "stem S-ACE (M)",
+                "S-ACE + stem (M)", "uniform S-ACE (M)", "size (kbit)")
+KEPT_COSTS = ("S-ACE (M)", "size (kbit)")
 
-def accuracies(runs: list[dict]) -> list[float]:
-    return [r["metrics"]["accuracy"] for r in runs]
+
+def cost_table(budgets: dict[int, list[str]], costs: dict[str, dict]) -> pd.DataFrame:
+    """One row per budget and split (``budgets`` as ``normalize_budgets`` gives it): the levels
+    its spikes and weights can take (``spike_levels``, ``weight_levels``) and its metered costs
+    ``costs[split]`` (``split_costs``)."""
+    rows = []
+    for budget, splits in budgets.items():
+        for split in splits:
+            w, s, t = parse_split(split)
+            rows.append({"budget": budget, "split": split, "spike levels": spike_levels(s, t),
+                         "weight levels": weight_levels(w), **costs[split]})
+    return pd.DataFrame(rows)
+
+
+def cost_lines(table: pd.DataFrame, dataset: str, image_size) -> list[str]:
+    """The printed summary of a ``cost_table``: the data and the MACs of the learned layers and
+    the stem, then per split its levels, S-ACE (learned convention, + the stem's own, and the
+    uniform convention) and size, all per sample."""
+    lines = [f"data {dataset} {image_size[0]}x{image_size[1]}, learned layers "
+             f"{table['MACs (M)'].iloc[0]:.4f} M MACs, stem {table['stem MACs (M)'].iloc[0]:.4f} M "
+             "MACs per sample"]
+    for _, r in table.iterrows():
+        lines.append(
+            f"BB {r['budget']} {r['split']}: levels spikes {r['spike levels']}, weights "
+            f"{r['weight levels']}; S-ACE {r['S-ACE (M)']:.2f} M + stem {r['stem W/S/T']} "
+            f"{r['stem S-ACE (M)']:.2f} M = {r['S-ACE + stem (M)']:.2f} M; uniform "
+            f"{r['uniform S-ACE (M)']:.2f} M; size {r['size (kbit)']:.2f} kbit")
+    return lines
+
+
+# ------------------------------------------------------------------ stored runs
+def load_runs(settings: dict[int, dict[str, list]], sweep_dir, train_missing: bool = False):
+    """The stored results of ``settings`` ({budget: {split: [cfg]}}, ``sweeps.fixed_budget_groups``)
+    under ``sweep_dir`` (``studies.stored_result``; trained first with ``train_missing``):
+    (groups {budget: {split: [result]}}, wanted {budget: {split: runs wanted}}, runs found, runs
+    wanted)."""
+    groups, wanted = {}, {}
+    for budget, by_split in settings.items():
+        groups[budget] = {split: [r for c in cfgs if (r := stored_result(sweep_dir, c, train_missing))
+                                  is not None] for split, cfgs in by_split.items()}
+        wanted[budget] = {split: len(cfgs) for split, cfgs in by_split.items()}
+    found = sum(len(runs) for by_split in groups.values() for runs in by_split.values())
+    return groups, wanted, found, sum(n for by_split in wanted.values() for n in by_split.values())
+
+
+def devices(groups: dict[int, dict[str, list[dict]]]) -> list[str]:
+    """The device types ("cpu", "cuda") the stored runs of ``groups`` were trained on, sorted."""
+    return sorted({r["run"]["device_type"] for by_split in groups.values()
+                   for runs in by_split.values() for r in runs if "run" in r})
+
 
 
 def split_table(groups: dict[int, dict[str, list[dict]]], wanted: dict[int, dict[str, int]],
@@ -202,6 +262,46 @@ def ordering(table: pd.DataFrame, budget: int, column: str = "accuracy", digits:
     rows = table[(table["budget"] == budget) & table[column].notna()]
     rows = rows.sort_values(column, ascending=False, kind="stable")
     return " > ".join(f"{r['split']} ({r[column]:.{digits}f})" for _, r in rows.iterrows())
+
+
+def orderings(table: pd.DataFrame, budgets) -> dict:
+    """{budget: ``ordering`` of its splits by mean accuracy} for every budget of ``budgets``."""
+    return {b: ordering(table, b) for b in budgets}
+
+
+def meter_matches(table: pd.DataFrame) -> bool:
+    """Whether every split with runs stored the S-ACE and size (learned convention) that the
+    meter gives its model now (relative tolerance 1e-9; True when no split has runs)."""
+    shown = table[table["runs"] > 0]
+    return bool(np.allclose(shown["stored S-ACE (M)"], shown["S-ACE (M)"], rtol=1e-9, atol=0)
+                and np.allclose(shown["stored size (kbit)"], shown["size (kbit)"], rtol=1e-9, atol=0))
+
+
+def accuracy_view(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``split_table`` without the metered costs shown in section 1 (``COST_COLUMNS``), but
+    for the S-ACE and size the stored ones are compared with (``KEPT_COSTS``)."""
+    return table.drop(columns=[c for c in COST_COLUMNS if c in table and c not in KEPT_COSTS])
+
+
+def split_lines(table: pd.DataFrame, orders: dict) -> list[str]:
+    """The printed summary of a ``split_table``: per split its runs, accuracy mean +- std, train
+    accuracy, rank, Welch p against the budget's best and stored S-ACE ("missing" without runs);
+    whether the stored costs equal the meter's (``meter_matches``); each budget's ordering
+    (``orders``, from ``orderings``)."""
+    lines = ["budget, split (runs of wanted): accuracy mean +- std, train accuracy, rank, p vs best, "
+             "stored S-ACE"]
+    for _, r in table.iterrows():
+        if r["runs"] == 0:
+            lines.append(f"BB {r['budget']} {r['split']} (0 of {r['wanted']}): missing")
+            continue
+        p = "best" if r["rank"] == 1 else ("n/a" if np.isnan(r["p vs best"]) else f"p {r['p vs best']:.3f}")
+        std = "n/a" if np.isnan(r["std"]) else f"{r['std']:.2f}"
+        lines.append(f"BB {r['budget']} {r['split']} ({r['runs']} of {r['wanted']}): {r['accuracy']:.2f} "
+                     f"+- {std}, train {r['train accuracy']:.2f}, rank {r['rank']:.0f}, {p}, S-ACE "
+                     f"{r['stored S-ACE (M)']:.2f} M")
+    same = meter_matches(table) if (table["runs"] > 0).any() else "no runs to compare"
+    lines.append(f"stored S-ACE and size equal the meter's for every split shown: {same}")
+    return lines + [f"BB {b} ordering: {text or 'no runs'}" for b, text in orders.items()]
 
 
 # ------------------------------------------------------------------ the comparisons
@@ -255,7 +355,7 @@ def comparison_table(groups: dict[int, dict[str, list[dict]]],
     return df
 
 
-def verdicts(comparisons: pd.DataFrame, alpha: float = 0.05, column: str = "p (Holm)") -> dict:
+def verdicts(comparisons: pd.DataFrame, alpha: float = ALPHA, column: str = "p (Holm)") -> dict:
     """Per kind of comparison: the pairs (as 'a vs b') where a wins, where b wins (each with
     ``column`` < ``alpha``), where the difference is not significant, where no test is possible
     (fewer than two runs a side, or no spread at all) and where runs are missing."""
@@ -274,6 +374,143 @@ def verdicts(comparisons: pd.DataFrame, alpha: float = 0.05, column: str = "p (H
                 v["not significant"].append(name)
         out[kind] = v
     return out
+
+
+def fmt_p(p: float) -> str:
+    """A p-value to 3 significant digits, "n/a" for NaN (no test possible)."""
+    return "n/a" if np.isnan(p) else format(p, ".3g")
+
+
+def comparison_lines(comparisons: pd.DataFrame) -> list[str]:
+    """The printed summary of a ``comparison_table``: per pair both mean accuracies, a - b and
+    the Welch p-value raw and Holm-adjusted ("missing runs" where a side has none)."""
+    lines = []
+    for _, c in comparisons.iterrows():
+        head = f"BB {c['budget']} {c['comparison']}: "
+        if np.isnan(c["a - b"]):
+            lines.append(head + f"{c['a']} vs {c['b']}: missing runs")
+            continue
+        p = "n/a" if np.isnan(c["p"]) else f"p {c['p']:.3f}, Holm {c['p (Holm)']:.3f}"
+        lines.append(head + f"{c['a']} {c['accuracy a']:.2f} vs {c['b']} {c['accuracy b']:.2f}, "
+                            f"a - b {c['a - b']:+.2f} ({p})")
+    return lines
+
+
+def _pairs_text(table: pd.DataFrame, comparisons: pd.DataFrame, kind: str, title: str, describe,
+                alpha: float):
+    """("**title.** <pairs>. ", ``verdicts`` of ``kind``) for the pairs of one kind whose splits
+    both have runs, each as ``describe(table by split, row)`` then a - b and p raw and Holm;
+    (None, None) without such a pair."""
+    rows = comparisons[comparisons["comparison"] == kind]
+    rows = [r for _, r in rows.iterrows() if not np.isnan(r["a - b"])]
+    if not rows:
+        return None, None
+    t = table.set_index("split")
+    pairs = "; ".join(f"{describe(t, r)}: {r['a - b']:+.2f} points, p {fmt_p(r['p'])}, "
+                      f"Holm {fmt_p(r['p (Holm)'])}" for r in rows)
+    return f"**{title}.** {pairs}. ", verdicts(comparisons, alpha)[kind]
+
+
+def budget_sentence(table: pd.DataFrame, budget: int, order: str) -> str:
+    """One budget in words: its runs, the ``order`` of its splits (``ordering``), best minus
+    worst mean accuracy (two splits or more with runs) and the splits without runs."""
+    rows = table[table["budget"] == budget]
+    have = rows[rows["runs"] > 0]
+    text = (f"**Bit Budget {budget}**, {int(have['runs'].sum())} runs: ordering by mean accuracy "
+            f"{order or '(none)'}")
+    if len(have) > 1:
+        text += f"; best minus worst {have['accuracy'].max() - have['accuracy'].min():.2f} points"
+    missing = rows[rows["runs"] == 0]["split"].tolist()
+    if missing:
+        text += f"; not stored: {', '.join(missing)}"
+    return text + "."
+
+
+#: what T adds on a static image (shown whenever a spike-bits-vs-time-steps pair has runs)
+WHAT_T_BUYS = (
+    "What $T$ buys here: on a static image every step sees the same input, so $T$ steps "
+    "of $B_s$ bits give each learned layer's input a grid of $T(2^{B_s}-1)+1$ levels, "
+    "which the split with all the budget in $B_s$ contains. $T$ also repeats the 8-bit "
+    "stem, which costs S-ACE that the learned convention does not count (section 1), and "
+    "refines the stem's output beyond the 255 levels of its 8-bit spikes. Apart from that "
+    "finer stem output, the time steps give the learned layers nothing that the spike bits "
+    "of the same budget could not.")
+
+
+def steps_paragraph(table: pd.DataFrame, comparisons: pd.DataFrame, setting: str,
+                    alpha: float = ALPHA) -> str:
+    """The spike-bits-vs-time-steps pairs with runs in words (spike levels, the stem's S-ACE of
+    each side, a - b, p raw and Holm) and the verdict on Shen et al.'s finding by ``verdicts``;
+    ``setting`` names the runs where nothing is significant.  "" without such a pair."""
+    text, v = _pairs_text(
+        table, comparisons, SPIKES_VS_STEPS, "Spike bits vs time steps",
+        lambda t, r: (f"{r['a']} ({t.loc[r['a'], 'spike levels']} spike levels) vs {r['b']} "
+                      f"({t.loc[r['b'], 'spike levels']} levels, stem S-ACE "
+                      f"{t.loc[r['b'], 'stem S-ACE (M)']:.1f} M against "
+                      f"{t.loc[r['a'], 'stem S-ACE (M)']:.1f} M)"), alpha)
+    if text is None:
+        return ""
+    if v["a wins"] and not v["b wins"]:
+        text += (f"Spike bits win where the difference is significant ({', '.join(v['a wins'])}), "
+                 "as Shen et al. found on CIFAR.")
+    elif v["b wins"] and not v["a wins"]:
+        text += (f"Here the time steps win ({', '.join(v['b wins'])}), the opposite of Shen et al.'s "
+                 "finding on CIFAR. Since one step of more bits can express every grid of the "
+                 "T-step split (the stem's finer output aside), this is a matter of how the "
+                 "splits train, not of what they can represent.")
+    elif v["a wins"] and v["b wins"]:
+        text += (f"The direction is mixed: spike bits win in {', '.join(v['a wins'])}, time "
+                 f"steps in {', '.join(v['b wins'])}.")
+    elif v["not significant"]:
+        text += ("No difference is significant after the Holm adjustment: in this setting "
+                 f"({setting}) Shen et al.'s finding that spike bits beat time steps on static "
+                 "images does not reproduce as a measurable difference.")
+    if v["not significant"] and (v["a wins"] or v["b wins"]):
+        text += f" Not significant: {', '.join(v['not significant'])}."
+    if v["no test"]:
+        text += (f" No Welch test is possible for {', '.join(v['no test'])} (fewer than two runs "
+                 "a side, or no spread); their means are shown, nothing is claimed.")
+    return text
+
+
+def weights_paragraph(table: pd.DataFrame, comparisons: pd.DataFrame, alpha: float = ALPHA) -> str:
+    """The spike-bits-vs-weight-bits pairs with runs in words (weight levels and size of each
+    side, a - b, p raw and Holm) and which side wins where (``verdicts``).  "" without such a
+    pair."""
+    text, v = _pairs_text(
+        table, comparisons, SPIKES_VS_WEIGHTS, "Spike bits vs weight bits",
+        lambda t, r: (f"{r['a']} vs {r['b']} (weight levels {t.loc[r['a'], 'weight levels']} vs "
+                      f"{t.loc[r['b'], 'weight levels']}, size {t.loc[r['a'], 'size (kbit)']:.0f} vs "
+                      f"{t.loc[r['b'], 'size (kbit)']:.0f} kbit)"), alpha)
+    if text is None:
+        return ""
+    for key, words in (("a wins", "Spike bits win in {}. "), ("b wins", "Weight bits win in {}. "),
+                       ("not significant", "Not significant: {}. "),
+                       ("no test", "No Welch test possible: {}.")):
+        if v[key]:
+            text += words.format(", ".join(v[key]))
+    return text
+
+
+def run_setting(dataset: str, epochs: int, n_seeds: int) -> str:
+    """The runs' setting in words: "small CNN, <data>, <epochs> epoch(s), <n> seed(s) per split"."""
+    return (f"small CNN, {dataset}, {epochs} epoch{'s' * (epochs != 1)}, {n_seeds} "
+            f"seed{'s' * (n_seeds != 1)} per split")
+
+
+def findings(table: pd.DataFrame, comparisons: pd.DataFrame, orders: dict, setting: str) -> str:
+    """The chapter's findings (Markdown): every budget (``budget_sentence``), the spike bits vs
+    time steps verdict (``steps_paragraph``, then ``WHAT_T_BUYS``) and the spike bits vs weight
+    bits one (``weights_paragraph``); a note on how to get runs when none is stored."""
+    if not (table["runs"] > 0).any():
+        return ("No stored runs yet for these parameters: the comparison appears once the sweep "
+                "`fixed-budget` is stored (`make results`, or train_missing = True).")
+    parts = [budget_sentence(table, b, order) for b, order in orders.items()]
+    steps = steps_paragraph(table, comparisons, setting)
+    if steps:
+        parts += [steps, WHAT_T_BUYS]
+    weights = weights_paragraph(table, comparisons)
+    return "\n\n".join(parts + ([weights] if weights else []))
 
 
 # ------------------------------------------------------------------ the paper
@@ -330,6 +567,187 @@ def paper_differences(comparisons: pd.DataFrame, shen: pd.DataFrame) -> pd.DataF
         out[name] = [float(q.loc[a, col] - q.loc[b, col]) if a in q.index and b in q.index
                      else math.nan for a, b in zip(out["a"], out["b"])]
     return out
+
+
+def paper_orderings(shen: pd.DataFrame, budgets: dict[int, list[str]]) -> dict[str, str]:
+    """{"<budget> CIFAR-10": order, "<budget> CIFAR-100": order}: the splits of each budget that
+    Shen et al. report, best first, as 'a (x) > b (y)' ("" where they report none)."""
+    q = shen_quantized(shen).set_index("wst")
+    out = {}
+    for budget, splits in budgets.items():
+        known = [s for s in splits if s in q.index]
+        for col, name in (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100")):
+            out[f"{budget} {name}"] = " > ".join(
+                f"{s} ({q.loc[s, col]:.2f})" for s in sorted(known, key=lambda s: -q.loc[s, col]))
+    return out
+
+
+def paper_lines(paper_orders: dict[str, str], orders: dict, paper_pairs: pd.DataFrame,
+                dataset: str) -> list[str]:
+    """The printed comparison with Shen et al.: per budget their orderings on CIFAR-10 and
+    CIFAR-100 (``paper_orderings``) above ours (``orderings``), then per pair of
+    ``paper_differences`` their a - b on both beside ours and its Welch p."""
+    lines = []
+    for budget, order in orders.items():
+        lines += [f"BB {budget} Shen et al. {name}: {paper_orders[f'{budget} {name}'] or 'not reported'}"
+                  for name in ("CIFAR-10", "CIFAR-100")]
+        lines.append(f"BB {budget} this book ({dataset}): {order or 'no runs'}")
+    for _, c in paper_pairs.iterrows():
+        ours = "missing" if np.isnan(c["a - b"]) else f"{c['a - b']:+.2f} (p {fmt_p(c['p'])})"
+        lines.append(f"BB {c['budget']} {c['a']} - {c['b']}: Shen CIFAR-10 {c['paper CIFAR-10 a - b']:+.2f}, "
+                     f"CIFAR-100 {c['paper CIFAR-100 a - b']:+.2f}; ours {ours}")
+    return lines
+
+
+def paper_claims(paper_pairs: pd.DataFrame, table: pd.DataFrame, shen: pd.DataFrame,
+                 alpha: float = ALPHA) -> str:
+    """Shen et al.'s spike-bits-vs-time-steps pairs against ours, in words (Markdown): in how
+    many of them their spike-bit split wins on CIFAR-10 and CIFAR-100, in how many our mean is
+    higher and significantly so (Holm p < ``alpha``) either way, and their S-ACE at 1/1/4
+    against 1/4/1 where both are shown."""
+    text = []
+    steps = paper_pairs[paper_pairs["comparison"] == SPIKES_VS_STEPS]
+    if not steps.empty:
+        c10 = int((steps["paper CIFAR-10 a - b"] > 0).sum())
+        c100 = int((steps["paper CIFAR-100 a - b"] > 0).sum())
+        n = int(steps["paper CIFAR-10 a - b"].notna().sum())
+        text.append(f"**Shen et al.** In their rows the split with more spike bits beats the one with more "
+                    f"time steps in {c10} of {n} of these pairs on CIFAR-10 and {c100} of {n} on CIFAR-100 "
+                    f"(single runs, no spread reported).")
+        ours = steps[steps["a - b"].notna()]
+        if not ours.empty:
+            wins = int((ours["a - b"] > 0).sum())
+            sig = int(((ours["a - b"] > 0) & (ours["p (Holm)"] < alpha)).sum())
+            sig_b = int(((ours["a - b"] < 0) & (ours["p (Holm)"] < alpha)).sum())
+            text.append(f"**This book.** The mean of the spike-bit split is higher in {wins} of "
+                        f"{len(ours)} pairs; the difference is significant (Holm p < {alpha:g}) in {sig} "
+                        f"in its favour and in {sig_b} against it.")
+    q = shen_quantized(shen).set_index("wst")
+    shown = q[q.index.isin(table["split"])]
+    if {"1/4/1", "1/1/4"} <= set(shown.index):
+        text.append(f"Their S-ACE grows with $T$ at a fixed budget too: "
+                    f"{shown.loc['1/1/4', 's_ace_g']:.2f} G at 1/1/4 against "
+                    f"{shown.loc['1/4/1', 's_ace_g']:.2f} G at 1/4/1 (the data file's note: "
+                    f"the attention matrices' bits are bounded separately), just as our 8-bit stem makes "
+                    f"the splits with more time steps cost more than the learned convention shows.")
+    return "\n\n".join(text)
+
+
+# ------------------------------------------------------------------ figures
+def _panels(budgets, width: float, height: float):
+    """One panel per budget, side by side, sharing the y axis: (fig, the axes in a row)."""
+    from .. import plotting
+
+    fig, axes = plotting.figure(ncols=len(budgets), nrows=1, figsize=(width * len(budgets), height),
+                                squeeze=False, sharey=True)
+    return fig, axes[0]
+
+
+def _legend_if_any(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def plot_accuracy_vs_split(groups: dict[int, dict[str, list[dict]]], budgets: dict[int, list[str]]):
+    """Per budget, each split's test accuracy: the seeds (jittered), their mean +- std (ddof 1),
+    and the split's spike levels under its name; "not run" for a split without runs."""
+    from .. import plotting
+
+    fig, axes = _panels(budgets, 4.6, 3.6)
+    rng = np.random.default_rng(0)  # horizontal jitter of the seed points only
+    for ax, (budget, splits) in zip(axes, budgets.items()):
+        for i, split in enumerate(splits):
+            acc = accuracies(groups[budget][split])
+            if not acc:
+                ax.text(i, 0.5, "not run", transform=ax.get_xaxis_transform(), ha="center", fontsize=8,
+                        color=plotting.COLORS["paper"])
+                continue
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(acc)), acc, s=12, alpha=0.6,
+                       color=plotting.COLORS["uquant"], label="seeds" if i == 0 else None)
+            ax.errorbar(i, np.mean(acc), yerr=np.std(acc, ddof=1) if len(acc) > 1 else 0, fmt="o", ms=7,
+                        capsize=4, color=plotting.COLORS["fp"], label="mean +- std" if i == 0 else None)
+        ax.set_xticks(range(len(splits)),
+                      [f"{s}\n{spike_levels(*parse_split(s)[1:])} lv" for s in splits], fontsize=8)
+        ax.set_xlim(-0.5, len(splits) - 0.5)
+        ax.set_xlabel("W/S/T split (spike levels)")
+        ax.set_title(f"Bit Budget {budget}")
+    axes[0].set_ylabel("test accuracy (%)")
+    _legend_if_any(axes[0])
+    return fig
+
+
+def plot_accuracy_vs_s_ace(table: pd.DataFrame, budgets):
+    """Mean accuracy of each split with runs against its S-ACE per sample: left the learned
+    convention (stem left out), right with the stem's own S-ACE added; log x where it spans more
+    than a factor 3."""
+    from .. import plotting
+
+    palette = dict(zip(budgets, ["#1f77b4", "#2ca02c", "#ff7f0e", "#8c564b"]))
+    fig, axes = plotting.figure(ncols=2, nrows=1, figsize=(10, 3.8), sharey=True)
+    for ax, column, title in ((axes[0], "S-ACE (M)", "learned convention (stem left out)"),
+                              (axes[1], "S-ACE + stem (M)", "with the 8-bit stem's own S-ACE")):
+        for budget in budgets:
+            rows = table[(table["budget"] == budget) & (table["runs"] > 0)]
+            if rows.empty:
+                continue
+            ax.scatter(rows[column], rows["accuracy"], s=30, color=palette[budget],
+                       label=f"Bit Budget {budget}")
+            for _, r in rows.iterrows():
+                ax.annotate(r["split"], (r[column], r["accuracy"]), textcoords="offset points", xytext=(5, 3),
+                            fontsize=7)
+        xs = table.loc[table["runs"] > 0, column]
+        if len(xs) and xs.max() > 3 * xs.min():
+            ax.set_xscale("log")
+        ax.set_xlabel("S-ACE per sample (M)")
+        ax.set_title(title)
+    axes[0].set_ylabel("test accuracy (%)")
+    _legend_if_any(axes[0])
+    return fig
+
+
+def plot_accuracy_per_epoch(groups: dict[int, dict[str, list[dict]]], budgets: dict[int, list[str]]):
+    """Per budget, each split's test accuracy after every epoch, mean over its runs."""
+    fig, axes = _panels(budgets, 4.8, 3.4)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    for ax, (budget, splits) in zip(axes, budgets.items()):
+        for i, split in enumerate(splits):
+            runs = groups[budget][split]
+            if not runs:
+                continue
+            h = mean_history(runs, keys=("test_accuracy",))
+            ax.plot(h["epoch"], h["test_accuracy mean"], marker="o", ms=3, color=colors[i % len(colors)],
+                    label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"Bit Budget {budget}")
+        _legend_if_any(ax)
+    axes[0].set_ylabel("test accuracy (%, mean over seeds)")
+    return fig
+
+
+def plot_paper_vs_book(table: pd.DataFrame, shen: pd.DataFrame, budgets: dict[int, list[str]]):
+    """Per budget, each split's accuracy minus the budget's best: ours (mean over runs) and Shen
+    et al.'s on CIFAR-10 and CIFAR-100, where there are numbers."""
+    from .. import plotting
+
+    q = shen_quantized(shen).set_index("wst")
+    fig, axes = _panels(budgets, 4.8, 3.4)
+    for ax, (budget, splits) in zip(axes, budgets.items()):
+        x = np.arange(len(splits))
+        ours = table[table["budget"] == budget].set_index("split")["accuracy"].reindex(splits)
+        series = [("this book", ours, plotting.COLORS["uquant"], "o")]
+        for col, name, marker in (("cifar10", "Shen et al. CIFAR-10", "s"),
+                                  ("cifar100", "Shen et al. CIFAR-100", "^")):
+            series.append((name, q[col].reindex(splits), plotting.COLORS["paper"], marker))
+        for name, values, color, marker in series:
+            if values.notna().any():
+                ax.plot(x, values - values.max(), marker=marker, ls="-" if name == "this book" else "--",
+                        color=color, label=name)
+        ax.set_xticks(x, splits, fontsize=8)
+        ax.set_xlabel("W/S/T split")
+        ax.set_title(f"Bit Budget {budget}")
+    axes[0].set_ylabel("accuracy minus the budget's best (points)")
+    _legend_if_any(axes[0])
+    return fig
 
 
 # ------------------------------------------------------------------ the chapter's parameters
