@@ -212,14 +212,24 @@ def test_bad_parameter_stops_with_one_line(tmp_path, name, value, words):
 
 def test_shown_code_calls_the_package_and_the_bookkeeping_is_folded():
     """What a reader sees of the chapter's code: the cells that call into adabit_lite (metering,
-    published tables, models, data); the table building and formatting cells have their input
-    hidden (the book's tag "hide-input")."""
+    published tables, models, data, the chapter's study module); the recording and displaying
+    cells have their input hidden (the book's tag "hide-input")."""
     nb = json.loads(NB.read_text())
     hidden = {"hide-input", "remove-input", "remove-cell", "parameters"}
-    calls = ("meter.", "paper_table(", "build_model(", "data.")
+    calls = ("meter.", "paper_table(", "build_model(", "data.", "cost.")
     visible = [("".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"
                and not hidden & set(c.get("metadata", {}).get("tags", []))]
     assert visible
     for source in visible:
         assert any(call in source for call in calls), source[:120]
     assert sum(len(s.splitlines()) for s in visible) <= 120
+
+
+def test_notebook_is_thin():
+    """At most 120 lines of code (not blank, not comment-only) and no function or class defined
+    in the notebook: the logic lives in adabit_lite.studies.cost."""
+    nb = json.loads(NB.read_text())
+    code = [line.strip() for c in nb["cells"] if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines()]
+    assert sum(1 for line in code if line and not line.startswith("#")) <= 120
+    assert not [line for line in code if line.startswith(("def ", "class ", "async def "))]
