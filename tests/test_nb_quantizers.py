@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nbrun import assert_stops_on_bad_parameter, run_chapter  # noqa: E402
@@ -73,6 +74,9 @@ def test_layers_and_real_gradient_check(chapter):
     assert len(check) == 18
     for r in check:
         assert r["rel diff ds"] < 1e-4 and r["rel diff dB"] < 1e-4
+        for d in ("ds", "dB"):  # |autograd - formula| / |formula|; where the formula is 0, 0 or 1
+            a, f = r[f"dL/{d} autograd"], r[f"dL/{d} formula"]
+            assert r[f"rel diff {d}"] == pytest.approx(abs(a - f) / abs(f) if f else float(a != 0), abs=1e-15)
         assert (r["dL/dB formula"] != 0) == (r["clipped"] > 0)
         if r["B"] == 1:  # the trained 4-bit steps at 1 bit: many values clip
             assert r["clipped"] > 0.01
@@ -108,6 +112,7 @@ def test_grid_search_on_layer_inputs(chapter):
         assert 1 <= r["k*"] <= K
         assert r["c*"] == pytest.approx(r["k*"] * r["R"] / K, rel=1e-9)
         assert r["grid step"] == pytest.approx(r["c*"] / q, rel=1e-12)
+        assert r["grid / LSQ init"] == pytest.approx(r["grid step"] / r["LSQ init step"], rel=1e-12)
         assert r["package score / min score"] < 1 + 1e-4
         if kind == "spike":  # x >= 0, so mean|x| = mean x of the layer record
             assert r["LSQ init step"] == pytest.approx(2 * lay[(n,)]["input mean"] / math.sqrt(q), rel=1e-4)
@@ -180,6 +185,23 @@ def test_reference_code_flaws(chapter):
         s = lay[(n,)]["S_q trained"]
         assert steps == pytest.approx([s * 6 / 14, s * 6 / 14 * 2 / 6, s * 6 / 14 * 2 / 6], rel=1e-9)
     assert all(r["MSE ratio"] > 1 for r in ratio)
+
+
+def test_paper_vs_book_table(chapter):
+    rec, fig_dir = chapter
+    df = pd.read_csv(fig_dir / "04_quantizers_paper_vs_book.csv")
+    assert list(df.columns) == ["claim", "paper", "this book", "setting"] and len(df) == 8
+    book, setting = list(df["this book"]), list(df["setting"])
+    points = sum(r["points"] for r in rec["elementwise"])
+    assert f"autograd equals the formula at every point of {points} " in book[0]
+    assert f"(smallest v/Vth1 here {rec['min_potential_ratio']:.2f})" in book[1]
+    assert setting[2] == f"fresh model, first batch initialises the steps, {SMALL['n_batches']} batches of 64"
+    assert setting[3] == (f"default chapter model (small CNN, mnist5k-noisy, 4/4/2) after {SMALL['warmup_steps']} SGD "
+                          f"steps ({rec['warmup_accuracy']:.1f} % test); layer inputs of {SMALL['n_images']} images; "
+                          f"seed {SMALL['seed']}")
+    assert f"in all {len(rec['grid'])} cases" in book[5] and setting[5] == f"K = {SMALL['K']}, p = {SMALL['p']:g}"
+    ratios = [r["MSE ratio"] for r in rec["range_ratio"]]
+    assert f"MSE {min(ratios):.1f} to {max(ratios):.1f} x the grid search's" in book[7]
 
 
 def test_figures_and_tables_written(chapter):
