@@ -1,6 +1,6 @@
 """The ablation chapter (nb/06_ablations.ipynb), run by papermill on tiny settings that train its
 runs into a temporary results folder; its numbers are recomputed here from the stored run files.
-Also adabit_lite.studies.ablations on hand-made results."""
+The study module on hand-made runs: tests/test_studies_ablations.py."""
 
 import math
 import warnings
@@ -161,61 +161,6 @@ def test_bad_ablation_name_stops_with_one_line(tmp_path):
 
 def test_fractional_target_stops_with_one_line(tmp_path):
     assert_stops_on_bad_parameter("06_ablations", tmp_path, "target", "1.5/1.5/1", "whole W and S")
-
-
-# ---------------------------------------------------------------- the module on hand-made runs
-def _run(acc, w=1.0, renewals=0, history=None):
-    return {"metrics": {"accuracy": acc, "W": w, "S": 1.0, "T": 1.0, "accuracy_drops": [],
-                        "renewals": {"fc": {"w_flips": 0, "s_flips": 0, "w_renewals": renewals,
-                                            "s_renewals": 0}}},
-            "history": history or [{"test_accuracy": acc}]}
-
-
-def test_table_keeps_missing_groups_and_compare_reads_the_direction():
-    groups = {"default": [_run(90.0), _run(91.0), _run(92.0)],
-              "renewal none": [_run(80.0, renewals=3), _run(81.0, renewals=1), _run(82.0)],
-              "old neuron": []}
-    table = ab.ablation_table(groups).set_index("ablation")
-    assert table.loc["old neuron", "runs"] == 0 and math.isnan(table.loc["old neuron", "accuracy"])
-    assert table.loc["renewal none", "weight renewals"] == pytest.approx(4 / 3)
-    assert table.loc["renewal none", "section"] == "renewal variants"
-    c = ab.compare(groups, "default", "renewal none")
-    assert c["difference"] == pytest.approx(10.0) and c["outcome"] == "higher"
-    assert ab.verdict(+0.5, c) == "reproduced" and ab.verdict(-0.5, c) == "reversed"
-    assert ab.compare(groups, "default", "old neuron")["outcome"] == "not run"
-    flat = {"a": [_run(90.0), _run(92.0)], "b": [_run(91.0), _run(90.0)]}
-    c = ab.compare(flat, "a", "b")
-    assert c["outcome"] == "no significant difference"
-    assert ab.verdict(-1.0, c) == "opposite direction, not significant"
-    assert ab.verdict(+1.0, c) == "same direction, not significant"
-    one = {"a": [_run(90.0)], "b": [_run(80.0), _run(81.0)]}
-    c = ab.compare(one, "a", "b")
-    assert c["outcome"] == "untested" and ab.verdict(+1.0, c) == "untested"
-    assert ab.compare(one, "a", "c")["outcome"] == "not in the sweep"
-
-
-def _keyed(acc, seed, key):
-    return {**_run(acc), "key": key, "parameters": {"seed": seed}}
-
-
-def test_other_chapter_sentence_says_when_the_runs_are_the_same_and_which_seeds_differ():
-    ours = [_keyed(93.0 + s, s, f"k{s}") for s in range(3)]
-    theirs = ours + [_keyed(90.0, 3, "k3"), _keyed(91.0, 4, "k4")]
-    s = ab.shared_runs(ours, theirs)
-    assert (s["shared"], s["only ours"], s["only theirs"]) == (3, [], [3, 4])
-    assert s["mean ours"] == pytest.approx(94.0) and s["n theirs"] == 5
-    assert s["mean theirs"] == pytest.approx(np.mean([93, 94, 95, 90, 91]))
-    text = ab.other_chapter_sentence([("default", "LBW + renewal", s)], "chapter 5a", "1/1/1")
-    assert "LBW + renewal 92.60 +- 2.07 over 5 seeds" in text
-    assert "(default) are 94.00 +- 1.00 over 3 seeds" in text
-    assert "same stored runs" in text and "seeds 3 and 4 at 1/1/1" in text
-    # other settings: no key in common
-    other = [_keyed(80.0, 0, "x0"), _keyed(81.0, 1, "x1")]
-    text = ab.other_chapter_sentence([("default", "LBW + renewal", ab.shared_runs(ours, other))],
-                                     "chapter 5a", "1/1/1")
-    assert "None of chapter 5a's stored runs" in text and "same stored runs (" not in text
-    assert ab.other_chapter_sentence([("default", "LBW + renewal", ab.shared_runs(ours, []))],
-                                     "chapter 5a", "1/1/1") == ""
 
 
 def test_the_runs_shared_with_chapter_5a_are_recorded(chapter):

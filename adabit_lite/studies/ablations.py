@@ -6,16 +6,24 @@ layer fixed at the target bits (chapter 5's stored runs), the baseline of the pa
 table.  ``SECTIONS`` orders the groups into the chapter's three parts; ``PAPER_COLUMNS`` maps the
 paper's two ablation tables onto them; ``CLAIMS`` lists the one-factor comparisons that the paper's
 tables make (which of the two is better is read from the paper's numbers, never typed in).
+``load`` reads the groups, and the chapter's tables, figures and findings in words (``renewal_text``,
+``neuron_text``, ``extra_text``, ``summary_text``) are built here from them.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .. import paper, plotting, sweeps
+from ..results import find_result
+from ..train import TrainConfig
+from ..wst import parse_wst
 from . import allocation as al
+from . import stored_result
 
 REFERENCE = "default"  # LBW + activation renewal with the refined neuron: the paper's method
 UQUANT = "U-quant"  # the refined neuron at the target bits from the start (chapter 5's runs)
@@ -369,9 +377,355 @@ def other_chapter_sentence(pairs, other: str, target: str) -> str:
     return head + why
 
 
+# ------------------------------------------------------------------ the runs the chapter shows
+UQUANT_OPTIONS = "cfg.uquant(): every learned layer fixed at the target bits, no bit learning, no renewal"
+
+
+def options_table(names) -> pd.DataFrame:
+    """One row per group of ``names``: its section and what it changes as ``TrainConfig`` options
+    over the default (``sweeps.ABLATIONS``; U-quant and ``sweeps.UQUANT_ABLATIONS`` add
+    ``cfg.uquant()``: W/S/T fixed at the target from the start)."""
+    def options(name):
+        if name == UQUANT:
+            return UQUANT_OPTIONS
+        text = ", ".join(f"{k}={v!r}" for k, v in sweeps.ABLATIONS[name].items()) or "(none)"
+        return text + (", then cfg.uquant()" if name in sweeps.UQUANT_ABLATIONS else "")
+
+    return pd.DataFrame([{"section": section_of(n), "ablation": n, "TrainConfig options": options(n)}
+                         for n in names], columns=["section", "ablation", "TrainConfig options"])
+
+
+def left_out_columns(names) -> list[str]:
+    """The paper's columns (``PAPER_COLUMNS``) whose group is not among ``names``, as "label (table)"."""
+    return [f"{label} ({table})" for table, cols in PAPER_COLUMNS.items()
+            for label, group, _ in cols.values() if group not in names]
+
+
+def load(root, names, seeds, target: str, base: dict,
+         train_missing: bool = False) -> tuple[dict[str, list[dict]], int]:
+    """The stored runs of each group of ``names`` at ``target`` over ``seeds`` (``base``: the
+    shared TrainConfig options), and how many runs were wanted.  U-quant is read from the sweep
+    ``allocation`` (the default's runs made U-quant, chapter 5's runs), the rest from
+    ``ablations``; ``train_missing`` trains and stores the missing ones."""
+    settings = sweeps.ablation_groups(seeds, target, **base)
+    wanted = {n: ("allocation", [c.uquant() for c in settings[REFERENCE]]) if n == UQUANT
+              else ("ablations", settings[n]) for n in names}
+    groups = {n: [r for c in cfgs if (r := stored_result(Path(root) / sweep, c, train_missing)) is not None]
+              for n, (sweep, cfgs) in wanted.items()}
+    return groups, sum(len(cfgs) for _, cfgs in wanted.values())
+
+
+def runs_message(groups: dict[str, list[dict]], wanted: int, n_seeds: int) -> str:
+    """How many of the ``wanted`` runs are stored, and each group with fewer than ``n_seeds``."""
+    found = sum(len(g) for g in groups.values())
+    text = (f"runs shown: {found} of {wanted} wanted (the rest are not stored: run `python -m "
+            "adabit_lite.sweeps run allocation ablations` or set train_missing = True)")
+    short = [f"{n} ({len(g)} of {n_seeds})" for n, g in groups.items() if len(g) < n_seeds]
+    return text + ("\nincomplete groups: " + "; ".join(short) if short else "")
+
+
+def chapter5_pairs(groups: dict[str, list[dict]], root, target: str, base: dict) -> list[tuple]:
+    """[(our group, its method in chapter 5a, :func:`shared_runs`)] for the groups of
+    ``CHAPTER5_METHODS`` that ``groups`` holds, against chapter 5a's stored runs at ``target``
+    (sweep ``allocation``, that chapter's own seeds)."""
+    theirs = sweeps.allocation_groups(Path(root), targets=(target,), **base)[target]
+    pairs = []
+    for ours, method in CHAPTER5_METHODS.items():
+        if ours in groups:
+            runs = [r for c in theirs[method]
+                    if (r := find_result(Path(root) / "allocation", c)) is not None]
+            pairs.append((ours, method, shared_runs(groups[ours], runs)))
+    return pairs
+
+
+def table_lines(table: pd.DataFrame) -> str:
+    """``ablation_table`` as text, section by section: per group its runs, mean W/S/T, accuracy
+    mean +- std, p vs the reference, renewals per run (weights/spikes) and runs with a drop > 5."""
+    p_col = next(c for c in table.columns if c.startswith("p vs "))
+    lines = []
+    for section, rows in table.groupby("section", sort=False):
+        lines.append(f"{section}: runs, W/S/T, accuracy mean +- std, {p_col}, renewals w/s per run, "
+                     "runs with a drop > 5")
+        for _, r in rows.iterrows():
+            if not r["runs"]:
+                lines.append(f"  {r['ablation']:>34}: not run")
+                continue
+            p = "-" if np.isnan(r[p_col]) else f"{r[p_col]:.3f}"
+            lines.append(f"  {r['ablation']:>34}: {r['runs']}, {r['W']:.2f}/{r['S']:.2f}/{r['T']:.2f}, "
+                         f"{r['accuracy']:.2f} +- {r['std']:.2f}, p {p}, renewals "
+                         f"{r['weight renewals']:.1f}/{r['spike renewals']:.1f}, "
+                         f"{int(r['runs with a drop > 5'])}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the figures
+def plot_accuracy(table: pd.DataFrame, groups: dict[str, list[dict]], title: str):
+    """Every group's final accuracy over seeds (points; bar: mean with 95 % CI), coloured by
+    section, the reference's mean dashed; a second, zoomed panel leaves out the groups more than
+    10 points below the reference.  Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    names = list(table["ablation"])
+    ref_mean = table.set_index("ablation").loc[REFERENCE, "accuracy"]
+    shown = table[table["runs"] > 0]
+    far = shown[shown["accuracy"] < ref_mean - 10]["ablation"].tolist()  # off the zoomed scale
+    palette = dict(zip(list(SECTIONS) + [OTHER], [plotting.COLORS["lbw_renew"], plotting.COLORS["lbw"],
+                                                  plotting.COLORS["control"], plotting.COLORS["paper"]]))
+    palette = {s: c for s, c in palette.items() if s in set(table["section"])}
+    colours = {n: palette[section_of(n)] for n in names}
+    panels = [("all ablations", names)]
+    if far:
+        panels.append(("without " + ", ".join(far), [n for n in names if n not in far]))
+    fig, axes = plotting.figure(ncols=len(panels), nrows=1, squeeze=False, layout="constrained",
+                                figsize=(4.2 * len(panels) + 1.8, 0.42 * len(table) + 1.4))
+    for ax, (panel, panel_names) in zip(axes[0], panels):
+        plotting.seed_comparison(ax, {n: accuracies(groups[n]) for n in panel_names}, palette=colours,
+                                 value_label="test accuracy (%): points = seeds,\nbar = mean with 95 % CI")
+        for yi, name in enumerate(panel_names):
+            if not groups[name]:
+                ax.text(0.02, yi, "not run", transform=ax.get_yaxis_transform(), va="center",
+                        fontsize=8, color=plotting.COLORS["paper"])
+        if not np.isnan(ref_mean):
+            ax.axvline(ref_mean, color=plotting.COLORS["paper"], ls="--", lw=1)
+        ax.tick_params(axis="y", labelsize=8)
+        if len(panels) > 1:
+            ax.set_title(panel, fontsize=9)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=s) for s, c in palette.items()]
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=min(len(handles), 2))
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+RANGE_RATIO = "renewal both, range-ratio weights"
+# the learned renewal variants of the bits-per-epoch figure: (colour, line style, marker)
+RENEWAL_STYLES = {
+    REFERENCE: (plotting.COLORS["lbw_renew"], "-", "o"),
+    "renewal none": (plotting.COLORS["lbw"], "--", "s"),
+    "renewal weight-only": ("#ff7f0e", "-.", "^"),
+    "renewal both": ("#8c564b", ":", "v"),
+    RANGE_RATIO: ("#bcbd22", (0, (1, 1)), "x"),
+}
+
+
+def renewal_histories(groups: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
+    """The seeds' mean W, S, T and test accuracy per epoch (``allocation.mean_history``) of each
+    stored group of ``RENEWAL_STYLES``, in that order."""
+    return {n: al.mean_history(groups[n]) for n in RENEWAL_STYLES if groups.get(n)}
+
+
+def plot_renewal_bits(histories: dict[str, pd.DataFrame], target: str):
+    """The paper's Figure 3 for the renewal variants: mean Bw, Bs and T per epoch from the initial
+    W/S/T at epoch 0 (the target dashed), and the test accuracy after each epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    init = dict(zip("WST", parse_wst(TrainConfig().init)))
+    fig, axes = plotting.figure(ncols=2, nrows=2, figsize=(9.6, 6.2))
+    axes = axes.ravel()
+    for name, h in histories.items():
+        color, ls, marker = RENEWAL_STYLES[name]
+        style = dict(marker=marker, ms=4, color=color, label=name, ls=ls, mfc="none")
+        for ax, key in zip(axes, "WST"):
+            ax.plot([0] + list(h["epoch"]), [init[key]] + list(h[f"{key} mean"]), **style)
+        axes[3].plot(h["epoch"], h["test_accuracy mean"], **style)
+    for ax, value, label in zip(axes, parse_wst(target), ("mean Bw", "mean Bs", "mean T")):
+        ax.axhline(value, color=plotting.COLORS["paper"], ls="--", lw=1)
+        ax.set_title(f"{label} (target {value:g})")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("bits (mean over seeds)")
+    axes[2].set_ylabel("time steps (mean over seeds)")
+    axes[3].set_title("test accuracy (%, mean over seeds)")
+    if axes[3].get_legend_handles_labels()[0]:
+        axes[3].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ the findings, in words
+def ranked(table: pd.DataFrame, names) -> str:
+    """'a 94.10 > b 93.20 > ...': ``ranking`` of ``names`` as text ("no run stored" if none is)."""
+    return " > ".join(f"{n} {a:.2f}" for n, a in ranking(table, names)) or "no run stored"
+
+
+def paper_ranked(paper_tables: dict[str, pd.DataFrame], name: str, target: str) -> str:
+    """The columns of the paper's table ``name`` at ``target``, best accuracy first, as
+    'label 96.15 > label 95.84 > ...' ("no row at this target" if the paper has none)."""
+    p = paper_tables[name].set_index("target")
+    if target not in p.index:
+        return "no row at this target"
+    labels = PAPER_COLUMNS[name]
+    cols = sorted(labels, key=lambda c: -p.loc[target, c])
+    return " > ".join(f"{labels[c][0]} {p.loc[target, c]:.2f}" for c in cols)
+
+
+def _ranking_paragraph(table, names, paper_tables, name, target) -> str:
+    return (f"Ranked by mean accuracy here: {ranked(table, names)}. The paper at {target} "
+            f"({paper.table_citation(name)}): {paper_ranked(paper_tables, name, target)}.")
+
+
+def _claim_paragraphs(claims: pd.DataFrame, name: str) -> list[str]:
+    """The claims of the paper's table ``name`` as bullets, then those not reproduced."""
+    rows = claims[claims["paper table"] == name]
+    out = ["- " + claim_sentence(c) for _, c in rows.iterrows()]
+    failed = rows[rows["verdict"].isin(NOT_REPRODUCED)]
+    if not failed.empty:
+        out.append("Not reproduced here (reversed, no difference or not significant): "
+                   + "; ".join(failed["factor"]) + ".")
+    return out
+
+
+def _stored(t: pd.DataFrame, name: str) -> bool:
+    return name in t.index and bool(t.loc[name, "runs"])
+
+
+def bits_path_sentence(histories: dict[str, pd.DataFrame], tol: float = 0.1) -> str:
+    """How far apart the renewal variants' mean W, S and T of an epoch lie at most (the largest
+    max - min over variants, epochs and W/S/T), and the first epoch at which the default's (else
+    the first variant's) mean W and S lie within ``tol`` of their final values."""
+    per_epoch = pd.concat({n: h.set_index("epoch")[["W mean", "S mean", "T mean"]]
+                           for n, h in histories.items()})
+    spread = float(per_epoch.groupby(level=1).agg(lambda v: v.max() - v.min()).max().max())
+    h = histories.get(REFERENCE, next(iter(histories.values())))
+    settled = [int(h.loc[(h[f"{k} mean"] - h[f"{k} mean"].iloc[-1]).abs().le(tol), "epoch"].min())
+               for k in "WS"]
+    return (f"**The bits per epoch.** Across the renewal variants the mean W, S and T of an epoch "
+            f"differ by at most {spread:.2f}"
+            + (": the variants follow the same path of bits, and renewal changes the steps, "
+               "not the bits." if spread < 0.05 else ".")
+            + f" The default's mean W and S come within {tol:g} of their final values at epochs "
+            f"{settled[0]} and {settled[1]} of {len(h)} (the paper's Figure 3: most of the "
+            f"reduction within the first eighth of training).")
+
+
+def renewal_text(table: pd.DataFrame, groups: dict[str, list[dict]], claims: pd.DataFrame,
+                 paper_tables: dict[str, pd.DataFrame], target: str) -> str:
+    """Section 1's findings: the renewal variants ranked here and in the paper, whether
+    activation renewal beats none here, each claim of the paper's ablation table with its
+    verdict, the bits per epoch (``bits_path_sentence``), final W/S/T and renewals per run."""
+    t = table.set_index("ablation")
+    out = [_ranking_paragraph(table, SECTIONS["renewal variants"], paper_tables, "yao_ablation",
+                              target)]
+    helps = compare(groups, REFERENCE, "renewal none")
+    if helps["outcome"] not in ("not run", "not in the sweep"):
+        word = {"higher": "helps here", "lower": "hurts here",
+                "no significant difference": "makes no significant difference here",
+                "untested": "cannot be tested with these runs"}[helps["outcome"]]
+        out.append(f"**Does activation renewal help?** The default against no renewal: "
+                   f"{helps['difference']:+.2f} points (Welch p = {helps['p']:.3f}): renewal {word}.")
+    out += _claim_paragraphs(claims, "yao_ablation")
+    histories = renewal_histories(groups)
+    if histories:
+        out.append(bits_path_sentence(histories))
+    ok = [n for n in SECTIONS["renewal variants"] if _stored(t, n)]
+    if ok:
+        out.append("Final bits: " + "; ".join(f"{n} {t.loc[n, 'W']:.2f}/{t.loc[n, 'S']:.2f}/"
+                                              f"{t.loc[n, 'T']:.2f}" for n in ok)
+                   + ". Renewals per run (weights / spikes): "
+                   + "; ".join(f"{n} {t.loc[n, 'weight renewals']:.1f} / "
+                               f"{t.loc[n, 'spike renewals']:.1f}" for n in ok if n != UQUANT) + ".")
+    return "\n\n".join(out)
+
+
+def old_neuron_line(groups: dict[str, list[dict]]) -> str:
+    """The old neuron (with renewal) against the default: the outcome of ``compare``, with the
+    difference and p-value where both groups are stored."""
+    old = compare(groups, "old neuron", REFERENCE)
+    return (f"old neuron vs {REFERENCE}: {old['outcome']}"
+            + ("" if np.isnan(old["difference"]) else f" ({old['difference']:+.2f}, p = {old['p']:.3f})"))
+
+
+def neuron_text(table: pd.DataFrame, groups: dict[str, list[dict]], claims: pd.DataFrame,
+                paper_tables: dict[str, pd.DataFrame], target: str) -> str:
+    """Section 2's findings: the neuron variants ranked here and in the paper, whether the old
+    neuron is worse than the default here, each claim of the paper's neuron table with its
+    verdict, and the final mean T of the learned groups."""
+    names = SECTIONS["neuron"] + (REFERENCE,)
+    out = [_ranking_paragraph(table, names, paper_tables, "yao_neuron_ablation", target)]
+    old = compare(groups, "old neuron", REFERENCE)
+    if old["outcome"] not in ("not run", "not in the sweep"):
+        word = {"lower": "worse than the refined neuron here",
+                "higher": "better than the refined neuron here, the opposite of the paper",
+                "no significant difference": "not significantly different from the refined neuron here",
+                "untested": "not comparable by a test with these runs"}[old["outcome"]]
+        out.append(f"**Is the old neuron worse?** With renewal, the old neuron against the default: "
+                   f"{old['difference']:+.2f} points (Welch p = {old['p']:.3f}): the old neuron is {word}.")
+    out += _claim_paragraphs(claims, "yao_neuron_ablation")
+    t = table.set_index("ablation")
+    learned = [n for n in names if _stored(t, n) and UQUANT not in n]
+    if learned:
+        out.append("Final mean T: " + "; ".join(f"{n} {t.loc[n, 'T']:.2f}" for n in learned) + ".")
+    return "\n\n".join(out)
+
+
+def extra_text(table: pd.DataFrame, extra: pd.DataFrame) -> str:
+    """Section 3's findings: ``compare_sentence`` of each comparison the paper does not make,
+    the weight renewals and accuracy drops of range-ratio against grid-search renewal, and the
+    final mean T of the default and of "T fixed"."""
+    t = table.set_index("ablation")
+    out = ["- " + compare_sentence(c) for _, c in extra.iterrows()]
+    if _stored(t, RANGE_RATIO) and _stored(t, "renewal both"):
+        rr, both = t.loc[RANGE_RATIO], t.loc["renewal both"]
+        out.append(f"Weight renewals per run: {rr['weight renewals']:.1f} with the range ratio, "
+                   f"{both['weight renewals']:.1f} with the grid search; runs with an accuracy "
+                   f"drop > 5 points: {int(rr['runs with a drop > 5'])} and "
+                   f"{int(both['runs with a drop > 5'])} of {int(rr['runs'])}.")
+    if _stored(t, "T fixed"):
+        out.append(f"The default's runs end at mean T = {t.loc[REFERENCE, 'T']:.2f} "
+                   f"(learned from 2), the T-fixed runs at {t.loc['T fixed', 'T']:.2f}.")
+    return "\n\n".join(out)
+
+
+SETTING_PAPER = "ResNet-20 (wide), CIFAR-10, 200 epochs, GPU, one run per cell"
+
+
+def our_setting(groups: dict[str, list[dict]], n_seeds: int, base: dict) -> str:
+    """This book's setting in words: the model width, data, epochs (``base``), the devices the
+    stored runs trained on and the number of seeds."""
+    devices = sorted({r["run"]["device_type"] for g in groups.values() for r in g})
+    width, options, epochs = base["width"], base["data_options"], base["epochs"]
+    return (f"small CNN{'' if width is None else f' (width {width})'}, {base['dataset']}"
+            f"{f' ({options})' if options else ''}, {epochs} epoch{'s' * (epochs > 1)}, "
+            f"{', '.join('GPU' if d == 'cuda' else d.upper() for d in devices) or '-'}, "
+            f"{n_seeds} seeds")
+
+
+def paper_vs_book_parts(pvb: pd.DataFrame, target: str) -> list[tuple[str, pd.DataFrame]]:
+    """``paper_vs_book`` split by the paper's table: (a heading naming the table by its caption
+    and source, its rows with the page's column names ``PAPER_VS_BOOK_WORDS``)."""
+    parts = []
+    for name in PAPER_COLUMNS:
+        rows = pvb[pvb["paper table"] == name].drop(columns=["paper table", "paper setting",
+                                                             "our setting"])
+        heading = (f"**Yao et al., {paper.table_citation(name)}**, row {target}, beside our runs "
+                   f"({paper.table_source(name).split('; ', 1)[1]})")
+        parts.append((heading, rows.rename(columns=PAPER_VS_BOOK_WORDS)))
+    return parts
+
+
+def summary_text(claims: pd.DataFrame, paper_tables: dict[str, pd.DataFrame], target: str,
+                 n_seeds: int, alpha: float = ALPHA) -> str:
+    """The chapter's summary: whether the paper's two U-quant numbers at ``target`` coincide
+    (a hint that its U-quant baseline uses the old neuron), and how many of the claims got each
+    verdict."""
+    text = []
+    p1, p2 = (paper_tables[n].set_index("target") for n in ("yao_ablation", "yao_neuron_ablation"))
+    if target in p1.index and target in p2.index:
+        u1, u2 = p1.loc[target, "uquant"], p2.loc[target, "tau2_floor_uquant"]
+        text.append(f"The paper's U-quant at {target} is {u1:.2f} in the ablation table and {u2:.2f} "
+                    f"with the old neuron in the neuron table"
+                    + (": the same number, so its U-quant baseline may well use the old neuron; this "
+                       "book runs U-quant with both neurons (sections 1 and 2)." if u1 == u2 else "."))
+    counts = claims["verdict"].value_counts()
+    parts = [f"{counts.get(v, 0)} {v}" for v in ("reproduced",) + NOT_REPRODUCED
+             + ("not run", "not in the sweep", "not reported") if counts.get(v, 0)]
+    text.append(f"Of the paper's {len(claims)} one-factor orderings (sections 1 and 2): "
+                + ", ".join(parts) + f" (Welch test, p < {alpha}, {n_seeds} seeds per group).")
+    return "\n\n".join(text)
+
+
 # ------------------------------------------------------------------ the chapter's parameters
 from .. import params as _p  # noqa: E402
-from .. import sweeps as _sweeps  # noqa: E402
 
 # nb/06_ablations.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
 PARAMETERS = _p.declare(
@@ -382,8 +736,8 @@ PARAMETERS = _p.declare(
              note="U-quant needs whole bits; 'T fixed' holds T = 1"),
     *_p.training(),
     _p.train_missing(),
-    _p.Param("ablations", "choice", list(_sweeps.ABLATIONS), 'names from sweeps.ABLATIONS, "default" among them',
-             choices=tuple(_sweeps.ABLATIONS), many=True, among=(REFERENCE,)),
+    _p.Param("ablations", "choice", list(sweeps.ABLATIONS), 'names from sweeps.ABLATIONS, "default" among them',
+             choices=tuple(sweeps.ABLATIONS), many=True, among=(REFERENCE,)),
     _p.Param("show_uquant", "bool", True, "also show U-quant with the refined neuron (chapter 5's runs, "
              "results/allocation)"),
     _p.fig_dir(),
