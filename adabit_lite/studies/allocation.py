@@ -4,17 +4,27 @@ A run "ends within tol of the target" when every one of its final mean W, S and 
 ``tol`` (default 0.3) of the target's.  Flips and renewals are the quantizers' cumulative counts
 (train.py records them per layer after every epoch); an accuracy drop is an epoch whose test
 accuracy fell more than ``train.DROP_POINTS`` below the epoch before (``train.accuracy_drops``).
+
+Below the run summaries: what the two sections of the small stage show, as tables, lines of text,
+verdict sentences and figures (``load_groups`` reads both sections' runs).  nb/05a_allocation.ipynb
+compares U-quant, LBW, LBW + renewal, the allocation control and full precision at four targets
+W/S/T; nb/05b_stability.ipynb compares the paper's rule with the remedies of ``sweeps.REMEDIES``
+(flips of Bw and Bs, the criterion a remedy must meet).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .. import sweeps
 from ..reproduce import welch
+from ..results import result_key
 from ..wst import parse_wst
+from . import stored_result
 
 TOLERANCE = 0.3
 
@@ -323,6 +333,636 @@ def shared_allocation_note(groups: dict[str, dict[str, list[dict]]], method: str
     if not out and sum(bool(m.get(method)) for m in groups.values()) > 1:
         return f"{method} ends at a different allocation at every target."
     return " ".join(out)
+
+
+# ---------------------------------------------------------------------- reading a chapter's runs
+def load_groups(results_dir, sweep: str, grouping, train_missing: bool = False,
+                distinct: bool = True, **kwargs) -> tuple[dict, int, int]:
+    """The stored results of the runs that ``grouping(results_dir, **kwargs)`` names, by target
+    and method (``sweeps.allocation_groups`` or ``sweeps.bit_stability_groups``): "control" runs
+    from the sweep ``<sweep>-control``, the others from ``sweep``.  ``train_missing``: train and
+    store the missing runs first, the learned ones before the controls that fix their bits.
+    Returns (groups, runs wanted, runs found), a run counted once per result key (``distinct``)
+    or once per place it takes in the groups (a group shown at two targets counts twice)."""
+    root = Path(results_dir)
+
+    def get(method, cfg):
+        folder = root / (f"{sweep}-control" if method == "control" else sweep)
+        return stored_result(folder, cfg, train_missing)
+
+    if train_missing:  # a control is named only once its learned run is stored
+        for methods in grouping(root, **kwargs).values():
+            for method, cfgs in methods.items():
+                for cfg in cfgs if method != "control" else ():
+                    get(method, cfg)
+    groups, wanted, found = {}, [], []
+    for target, methods in grouping(root, **kwargs).items():
+        groups[target] = {}
+        for method, cfgs in methods.items():
+            groups[target][method] = [r for c in cfgs if (r := get(method, c)) is not None]
+            wanted += [result_key(c) for c in cfgs]
+            found += [r["key"] for r in groups[target][method]]
+    count = (lambda keys: len(set(keys))) if distinct else len
+    return groups, count(wanted), count(found)
+
+
+def layer_tables(groups: dict[str, dict[str, list[dict]]], method: str) -> dict[str, pd.DataFrame]:
+    """``mean_layer_bits`` of ``method`` at every target where it has stored runs."""
+    return {t: mean_layer_bits(m[method]) for t, m in groups.items() if m.get(method)}
+
+
+def layer_lines(layers: pd.DataFrame, counts: bool = True) -> str:
+    """A ``mean_layer_bits`` table in one line: each layer's mean Bw and Bs (one decimal), with its
+    weight and input-feature counts when ``counts``."""
+    return "; ".join(f"{r.layer}" + (f" ({r.weights} w, {r.in_features} in)" if counts else "")
+                     + f" Bw {r.Bw:.1f} Bs {r.Bs:.1f}" for r in layers.itertuples())
+
+
+def _extreme(layers: pd.DataFrame, value: float, column: str, noun: str, end: str) -> str:
+    """Whether ``value`` is the smallest ("fewest") or largest ("most") of ``column``, in words."""
+    if layers[column].nunique() == 1:
+        return f"the same {noun} as every other layer"
+    extreme = layers[column].min() if end == "fewest" else layers[column].max()
+    return f"the {end} {noun}" if abs(value - extreme) < 1e-9 else f"not the {end} {noun}"
+
+
+def layer_ranks(layers: pd.DataFrame) -> dict[str, str]:
+    """Figure 4's pattern in words on a ``mean_layer_bits`` table: whether the layer with the most
+    weights has the fewest Bw ("largest_layer_w"), the one with the most input features the fewest
+    Bs ("largest_layer_s"), and the last layer the most Bw ("last_layer_w"); each of them named."""
+    big_w = layers.loc[layers["weights"].idxmax()]
+    big_s = layers.loc[layers["in_features"].idxmax()]
+    last = layers.iloc[-1]
+    return {"largest_w": big_w["layer"],
+            "largest_layer_w": _extreme(layers, big_w["Bw"], "Bw", "weight bits", "fewest"),
+            "largest_s": big_s["layer"],
+            "largest_layer_s": _extreme(layers, big_s["Bs"], "Bs", "spike bits", "fewest"),
+            "last": last["layer"],
+            "last_layer_w": _extreme(layers, last["Bw"], "Bw", "weight bits", "most")}
+
+
+def ranks_sentence(ranks: dict[str, str]) -> str:
+    """``layer_ranks`` as one line."""
+    return (f"the layer with most weights ({ranks['largest_w']}) has {ranks['largest_layer_w']}; "
+            f"the layer with most input features ({ranks['largest_s']}) has {ranks['largest_layer_s']}; "
+            f"the last layer ({ranks['last']}) has {ranks['last_layer_w']}")
+
+
+def plot_layer_bits(tables: dict[str, pd.DataFrame], note: str = ""):
+    """The paper's Figure 4 at every target (``tables``: target -> ``mean_layer_bits``), two panels
+    a row: each learned layer's mean Bw and Bs over the seeds, the black lines spanning the
+    smallest to largest seed; under each layer (L1, L2, ... in order) its weight and input-feature
+    counts.  ``note``: added to each panel's title."""
+    from matplotlib.lines import Line2D
+
+    from .. import plotting
+
+    n = max(len(tables), 1)
+    ncols = min(2, n)
+    nrows = -(-n // ncols)
+    fig, axes = plotting.figure(ncols=ncols, nrows=nrows, figsize=(3.7 * ncols, 0.6 + 2.6 * nrows),
+                                sharex=True, sharey=True, squeeze=False)
+    colors = {"Bw": plotting.COLORS["lbw"], "Bs": plotting.COLORS["lbw_renew"]}
+    top = 1
+    for ax, (target, lt) in zip(axes.flat, tables.items()):
+        x = np.arange(len(lt))
+        for off, (key, color) in zip((-0.2, 0.2), colors.items()):
+            spread = [lt[key] - lt[f"{key}_min"], lt[f"{key}_max"] - lt[key]]
+            ax.bar(x + off, lt[key], width=0.4, color=color, yerr=spread, capsize=3,
+                   error_kw={"elinewidth": 1.2, "capthick": 1.2})
+        top = max(top, int(np.ceil(max(lt["Bw_max"].max(), lt["Bs_max"].max()))))
+        ax.set_xticks(x, [f"L{i + 1}\n{w / 1000:.1f}k w\n{f / 1000:.1f}k in"
+                          for i, (w, f) in enumerate(zip(lt["weights"], lt["in_features"]))])
+        ax.set_title(f"target {target}{note}")
+        ax.grid(False, axis="x")
+    for r, c in np.ndindex(axes.shape):
+        if r * ncols + c >= len(tables):
+            axes[r, c].set_visible(False)
+            if r > 0:
+                axes[r - 1, c].tick_params(labelbottom=True)  # the last panel of its column
+    axes[0, 0].set_yticks(range(0, top + 1))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("learned bits")
+    handles = [Line2D([], [], color=c, lw=6) for c in colors.values()]
+    handles.append(Line2D([], [], color="black", marker="|", ms=11, mew=1.2, lw=0))
+    fig.legend(handles, ["Bw (mean over seeds)", "Bs (mean over seeds)", "range over the seeds"],
+               loc="lower center", ncol=3, bbox_to_anchor=(0.5, 1.0), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bit_budget_points(ax, runs: dict[str, list[dict]], marks: dict[str, tuple[str, str]],
+                      alpha: float = 0.75) -> None:
+    """Every run of each method in ``marks`` (name -> (marker, ``plotting.COLORS`` key)) as one
+    point on ``ax``: its final test accuracy against the Bit Budget of its final bits."""
+    from .. import plotting
+
+    for method, (marker, color) in marks.items():
+        if runs.get(method):
+            ax.scatter([r["metrics"]["bit_budget"] for r in runs[method]],
+                       [r["metrics"]["accuracy"] for r in runs[method]], marker=marker,
+                       color=plotting.COLORS[color], s=22, alpha=alpha, label=method)
+
+
+# ---------------------------------------------------------------------- chapter 5a: four targets
+#: the methods of nb/05a_allocation.ipynb in the order it shows them, with their plotting.COLORS keys
+METHOD_COLORS = {"U-quant": "uquant", "LBW": "lbw", "LBW + renewal": "lbw_renew",
+                 "control": "control", "full precision": "fp"}
+#: the columns of a ``comparison_table`` that the chapter shows
+SHOWN_COLUMNS = ["method", "runs", "W", "S", "T", "within target", "renewals", "bit budget",
+                 "S-ACE (M)", "size (kbit)", "accuracy", "std", "p vs U-quant"]
+#: the differences the chapter tests: (a, b) is the mean accuracy of a minus that of b
+PAIRS = (("LBW + renewal", "U-quant"), ("LBW", "U-quant"), ("LBW + renewal", "LBW"),
+         ("LBW + renewal", "control"), ("full precision", "LBW + renewal"))
+#: the points of ``plot_accuracy_vs_bit_budget``: method -> (marker, plotting.COLORS key)
+BUDGET_MARKS = {"U-quant": ("v", "uquant"), "LBW": ("o", "lbw"), "LBW + renewal": ("o", "lbw_renew"),
+                "control": ("s", "control")}
+ALPHA = 0.05  # significance level of the Welch tests
+
+
+def comparison_lines(target: str, table: pd.DataFrame, reference: str = "U-quant") -> str:
+    """``comparison_table`` of one target as text, a line per method (runs): mean W/S/T, the share
+    of runs on target, Bit Budget (BB) and S-ACE (M), accuracy mean +- std and the Welch p against
+    ``reference``; "-" where a method has no bits (full precision)."""
+    if table.empty:
+        return f"target {target}: no stored runs"
+    p_column = f"p vs {reference}"
+    lines = [f"target {target}: method (runs): W/S/T, on target, Bit Budget, S-ACE (M), "
+             f"accuracy mean +- std, {p_column}"]
+    for _, row in table.iterrows():
+        wst = "-" if np.isnan(row["W"]) else f"{row['W']:.2f}/{row['S']:.2f}/{row['T']:.2f}"
+        cost = ("-" if np.isnan(row["bit budget"]) else
+                f"BB {row['bit budget']:.2f}, S-ACE {row['S-ACE (M)']:.1f}")
+        on = "-" if np.isnan(row["within target"]) else f"{row['within target']:.0%}"
+        p = "" if np.isnan(row[p_column]) else f", p = {row[p_column]:.3f}"
+        lines.append(f"  {row['method']:>14} ({row['runs']}): {wst}, on target {on}, {cost}, "
+                     f"{row['accuracy']:.2f} +- {row['std']:.2f}{p}")
+    return "\n".join(lines)
+
+
+def plot_accuracy_by_seed(groups: dict[str, dict[str, list[dict]]], targets):
+    """Each method's final test accuracy at each of ``targets``, a panel per target, two a row:
+    every seed a point, over them the mean with its 95 % t-interval as a black bar
+    (``plotting.seed_comparison``); the methods are named once, on the left."""
+    from .. import plotting
+
+    targets = list(targets)
+    palette = {m: plotting.COLORS[c] for m, c in METHOD_COLORS.items()}
+    order = [m for m in METHOD_COLORS if any(methods.get(m) for methods in groups.values())]
+    ncols = min(2, max(len(targets), 1))
+    nrows = -(-max(len(targets), 1) // ncols)
+    fig, axes = plotting.figure(ncols=ncols, nrows=nrows, squeeze=False,
+                                figsize=(3.7 * ncols, (0.8 + 0.32 * len(order)) * nrows))
+    for ax, target in zip(axes.flat, targets):
+        accuracy = {m: [r["metrics"]["accuracy"] for r in groups[target].get(m, [])] for m in order}
+        plotting.seed_comparison(ax, accuracy, order=order, palette=palette,
+                                 value_label="test accuracy (%)")
+        ax.set_title(f"target {target}")
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
+    for ax in axes[:, 1:].flat:  # the same methods in every panel: named on the left only
+        ax.tick_params(labelleft=False)
+    fig.tight_layout()
+    return fig
+
+
+def differences_table(groups: dict[str, dict[str, list[dict]]], pairs=PAIRS,
+                      alpha: float = ALPHA) -> pd.DataFrame:
+    """Per target and pair (a, b) of ``pairs`` where both have at least two stored runs
+    (``fashion.difference``): mean final accuracy of a minus b in points as "a - b", the Welch
+    p-value, and whether p < ``alpha``."""
+    from .fashion import difference
+
+    rows = []
+    for target, methods in groups.items():
+        for a, b in pairs:
+            if len(methods.get(a, [])) < 2 or len(methods.get(b, [])) < 2:
+                continue
+            d = difference(methods, a, b)
+            rows.append({"target": target, "comparison": f"{a} - {b}", "difference": d["difference"],
+                         "p": d["p"], "significant": bool(d["p"] < alpha)})
+    return pd.DataFrame(rows, columns=["target", "comparison", "difference", "p", "significant"])
+
+
+def difference_lines(differences: pd.DataFrame) -> str:
+    """A ``differences_table`` as text, a line per row."""
+    return "\n".join(f"target {d['target']}: {d['comparison']}: {d['difference']:+.2f} points "
+                     f"(Welch p = {d['p']:.3f}{', significant' if d['significant'] else ''})"
+                     for _, d in differences.iterrows())
+
+
+#: the differences that ``differences_verdict`` reads, with the words it names them by
+VERDICT_COMPARISONS = {"LBW + renewal - U-quant": "LBW + renewal against U-quant",
+                       "LBW + renewal - LBW": "renewal (LBW + renewal against LBW)",
+                       "LBW + renewal - control": "learning the bits (against the control)"}
+
+
+def differences_verdict(differences: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> str:
+    """A bullet per target of a ``differences_table``: the paper's method against U-quant, what
+    renewal adds and what learning the bits adds over the control, each with its difference,
+    p-value and verdict (better / worse where significant); where LBW + renewal renewed no step
+    (``tables``: target -> ``comparison_table``), a note that renewal never fired there."""
+    if differences.empty:
+        return "Not enough stored runs to compare."
+    lines = []
+    for target in differences["target"].unique():
+        d = differences[differences["target"] == target].set_index("comparison")
+        parts = []
+        for comparison, label in VERDICT_COMPARISONS.items():
+            if comparison in d.index:
+                row = d.loc[comparison]
+                word = (("better" if row["difference"] > 0 else "worse") if row["significant"]
+                        else "no significant difference")
+                parts.append(f"{label}: {row['difference']:+.2f} points, p = {row['p']:.3f} ({word})")
+        line = f"- **{target}**: " + "; ".join(parts) + "."
+        if tables[target].set_index("method")["renewals"].get("LBW + renewal", math.nan) == 0:
+            line += (" Renewal never fired at this target (the spike bits start at their target, so "
+                     "activation renewal switches off after the first epoch): LBW and LBW + renewal "
+                     "differ only in that switch.")
+        lines.append(line)
+    return "Measured here:\n\n" + "\n".join(lines)
+
+
+def plot_mean_bits(groups: dict[str, dict[str, list[dict]]], method: str = "LBW + renewal"):
+    """The paper's Figure 3 for ``method``: per epoch the seeds' mean Bw, Bs and T (three panels,
+    a colour per target, the band one standard deviation), each target dashed."""
+    from .. import plotting
+
+    fig, axes = plotting.figure(ncols=3, nrows=1, figsize=(11, 3.2), sharey=False)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf"]
+    for i, (target, methods) in enumerate(groups.items()):
+        if not methods.get(method):
+            continue
+        h, color = mean_history(methods[method]), palette[i % len(palette)]
+        for ax, key, value in zip(axes, "WST", parse_wst(target)):
+            mean, std = h[f"{key} mean"], h[f"{key} std"].fillna(0)
+            ax.plot(h["epoch"], mean, marker="o", ms=3, color=color, label=f"target {target}")
+            ax.fill_between(h["epoch"], mean - std, mean + std, color=color, alpha=0.15)
+            ax.axhline(value, color=color, ls="--", lw=0.9)
+    for ax, key in zip(axes, ("mean Bw", "mean Bs", "mean T")):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{key} ({method})")
+    axes[0].set_ylabel("bits / time steps")
+    axes[2].legend(fontsize=8)
+    return fig
+
+
+def settle_table(groups: dict[str, dict[str, list[dict]]], method: str = "LBW + renewal",
+                 tol: float = TOLERANCE) -> pd.DataFrame:
+    """Per target where ``method`` has runs, ``fashion.settling`` (runs, how many end within
+    ``tol`` and stay, the median epoch they stay from, its share of training) and the latest such
+    epoch (``settle_epoch``)."""
+    from .fashion import settling
+
+    rows = []
+    for target, methods in groups.items():
+        runs = methods.get(method, [])
+        if runs:
+            settled = [e for r in runs if (e := settle_epoch(r, tol, target)) is not None]
+            rows.append({"target": target, **settling(runs, target, tol),
+                         "latest epoch": max(settled, default=math.nan)})
+    return pd.DataFrame(rows, columns=["target", "runs", "settled", "median epoch",
+                                       "share of training", "latest epoch"])
+
+
+def settle_lines(settle: pd.DataFrame, epochs: int, tol: float = TOLERANCE) -> str:
+    """A ``settle_table`` as text, a line per target."""
+    lines = []
+    for s in settle.to_dict(orient="records"):
+        text = f"target {s['target']}: {s['settled']} of {s['runs']} runs end within {tol:g} of the target"
+        if s["settled"]:
+            text += (f"; they stay there from epoch {s['median epoch']:.1f} on (median; latest "
+                     f"{s['latest epoch']:.0f}) of {epochs}, i.e. after {s['median epoch'] / epochs:.0%} "
+                     "of training")
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_bit_budget(groups: dict[str, dict[str, list[dict]]]):
+    """Every run of every target as a point (``bit_budget_points`` of ``BUDGET_MARKS``), the Bit
+    Budget on a log2 axis, with the full-precision mean as a dotted line."""
+    from .. import plotting
+
+    fig, ax = plotting.figure(figsize=(6.4, 3.8))
+    bit_budget_points(ax, {m: [r for g in groups.values() for r in g.get(m, [])]
+                           for m in BUDGET_MARKS}, BUDGET_MARKS)
+    fp = next((m["full precision"] for m in groups.values() if m.get("full precision")), [])
+    if fp:
+        ax.axhline(np.mean([r["metrics"]["accuracy"] for r in fp]), color=plotting.COLORS["fp"],
+                   ls=":", lw=1, label="full precision (mean)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("Bit Budget (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def accuracy_ordering(values: dict[str, float]) -> str:
+    """The methods from the best mean accuracy to the worst, "a > b", means equal to 0.01 points
+    joined by "="; "-" without any."""
+    ranked = sorted(values.items(), key=lambda kv: -kv[1])
+    if not ranked:
+        return "-"
+    text = ranked[0][0]
+    for (_, before), (name, value) in zip(ranked, ranked[1:]):
+        text += (" = " if abs(before - value) < 0.005 else " > ") + name
+    return text
+
+
+def ordering_vs_paper(tables: dict[str, pd.DataFrame], paper_table: pd.DataFrame) -> pd.DataFrame:
+    """Per target (``tables``: target -> ``comparison_table``): the paper's accuracy of U-quant,
+    LBW and LBW + renewal (``paper_table``: its ablation table by target, the columns of
+    ``fashion.PAPER_COLUMNS``), its learned W/S and the ``accuracy_ordering`` of the three, beside
+    ours (accuracy mean +- std, the learned W/S/T of LBW + renewal, our ordering)."""
+    from .fashion import PAPER_COLUMNS, PAPER_RULE
+
+    rows = []
+    for target, table in tables.items():
+        t = table.set_index("method")
+        ours = {m: t.loc[m, "accuracy"] for m in PAPER_COLUMNS if m in t.index}
+        row = {"target": target}
+        if target in paper_table.index:
+            p = paper_table.loc[target]
+            theirs = {m: float(p[c]) for m, c in PAPER_COLUMNS.items()}
+            row.update({f"paper: {m}": v for m, v in theirs.items()})
+            row[f"paper: learned W/S ({PAPER_RULE})"] = p["act_renew_wst"]
+            row["paper: ordering"] = accuracy_ordering(theirs)
+        else:
+            row["paper: ordering"] = "not reported"
+        row.update({f"ours: {m}": f"{t.loc[m, 'accuracy']:.2f} +- {t.loc[m, 'std']:.2f}" for m in ours})
+        if PAPER_RULE in t.index:
+            row[f"ours: learned W/S/T ({PAPER_RULE})"] = "/".join(f"{t.loc[PAPER_RULE, k]:.2f}"
+                                                                  for k in "WST")
+        row["ours: ordering"] = accuracy_ordering(ours)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ordering_sentence(table: pd.DataFrame) -> str:
+    """Where an ``ordering_vs_paper`` table's orderings agree and where they differ."""
+    same = [r["target"] for _, r in table.iterrows() if r["paper: ordering"] == r["ours: ordering"]]
+    differ = [r["target"] for _, r in table.iterrows()
+              if r["paper: ordering"] not in ("not reported", r["ours: ordering"])]
+    return (f"The paper's ordering of the three methods holds here at: {', '.join(same) or 'no target'}; "
+            f"it does not at: {', '.join(differ) or 'no target'}. The significance of each difference "
+            "is in section 2: several of them are within the seed-to-seed spread.")
+
+
+# ---------------------------------------------------------------------- chapter 5b: the remedies
+#: a colour per rule of ``sweeps.REMEDIES`` (in its order), for ``plot_remedy_history``
+REMEDY_COLORS = dict(zip(sweeps.REMEDIES, ["#1f77b4", "#ff7f0e", "#8c564b", "#9467bd", "#bcbd22",
+                                           "#17becf", "#2ca02c"]))
+#: the groups set against the Bit Budget in ``plot_baselines``: method -> (marker, plotting.COLORS key)
+BASELINE_MARKS = {"paper": ("o", "lbw"), sweeps.CHOSEN_REMEDY: ("o", "lbw_renew"),
+                  "control": ("s", "control"), "U-quant 1/1/1": ("v", "uquant"),
+                  "U-quant 2/2/1": ("^", "uquant")}
+ON_TARGET_SHARE = 0.9  # the remedies' criterion: at least this share of the runs on target
+
+
+def trace_table(traces: dict[str, tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
+    """A row per live run (``traces``: name -> (``batch_trace`` rows, its result)), named in
+    "method": the changes of each layer's Bw and Bs between batches (``trace_flips``), their
+    total, the final W/S/T and test accuracy."""
+    table = pd.DataFrame([trace_flips(trace) for trace, _ in traces.values()])
+    table["total"] = table.sum(axis=1)
+    table["final W/S/T"] = [r["metrics"]["wst"] for _, r in traces.values()]
+    table["test accuracy"] = [r["metrics"]["accuracy"] for _, r in traces.values()]
+    table.insert(0, "method", list(traces))
+    return table
+
+
+def trace_record(table: pd.DataFrame) -> dict[str, dict]:
+    """A ``trace_table`` as the chapter records it: per run its total flips, W/S/T and accuracy."""
+    return {row["method"]: {"flips": int(row["total"]), "wst": row["final W/S/T"],
+                            "accuracy": float(row["test accuracy"])}
+            for row in table.to_dict(orient="records")}
+
+
+def plot_traces(traces: dict[str, tuple[pd.DataFrame, dict]], target: str):
+    """The rounded mean Bw and Bs before every batch of each live run (the paper's rule in the LBW
+    colour, the other in the renewal colour), the target dashed."""
+    from .. import plotting
+
+    fig, axes = plotting.figure(ncols=2, nrows=1, figsize=(9.6, 3.4), sharey=True)
+    for ax, key, value in zip(axes, "WS", parse_wst(target)):
+        for name, (trace, _) in traces.items():
+            color = plotting.COLORS["lbw"] if name == "paper" else plotting.COLORS["lbw_renew"]
+            ax.plot(trace["step"], trace[key], lw=0.9, color=color, label=name)
+        ax.axhline(value, color=plotting.COLORS["paper"], ls="--", lw=1, label="target")
+        ax.set_xlabel("training batch")
+        ax.set_title(f"mean B{'w' if key == 'W' else 's'} (rounded)")
+    axes[0].set_ylabel("bits")
+    axes[0].legend()
+    return fig
+
+
+def stability_lines(target: str, table: pd.DataFrame) -> str:
+    """A ``stability_table`` of one target as text, a line per method: share of runs on target,
+    Bw / Bs flips and renewals per run, runs with a drop > 5 points, the worst drop, accuracy."""
+    lines = [f"target {target}: method, runs on target, Bw / Bs flips per run, renewals per run, "
+             "runs with a drop > 5, worst drop, accuracy mean +- std"]
+    for _, row in table.iterrows():
+        lines.append(f"  {row['method']:>22}: {row['within target']:.0%} of {row['runs']}, "
+                     f"flips {row['Bw flips']:.0f} / {row['Bs flips']:.0f}, renewals {row['renewals']:.0f}, "
+                     f"{int(row['runs with a drop > 5'])} with a drop, worst {row['worst drop']:.1f}, "
+                     f"{row['accuracy']:.2f} +- {row['std']:.2f}")
+    return "\n".join(lines)
+
+
+def visited_means(runs: list[dict], target: str, skip: int = 2) -> dict[str, list[float]]:
+    """The end-of-epoch mean Bw and Bs (to 0.01) that ``runs`` visited after their first ``skip``
+    epochs, and the reachable means nearest the target's W and S (``nearest_reachable`` with the
+    first run's weight and input-feature counts)."""
+    layers = runs[0]["metrics"]["layers"]
+    tw, ts, _ = parse_wst(target)
+    seen = {k: sorted({round(h[k], 2) for r in runs for h in r["history"][skip:]}) for k in "WS"}
+    return {"W_visited": seen["W"], "S_visited": seen["S"],
+            "W_reachable": nearest_reachable([l["weights"] for l in layers], tw),
+            "S_reachable": nearest_reachable([l["in_features"] for l in layers], ts)}
+
+
+def visited_lines(target: str, visited: dict[str, list[float]], skip: int = 2) -> str:
+    """``visited_means`` of the paper's runs as two lines."""
+    near = {k: [round(v, 2) for v in visited[f"{k}_reachable"]] for k in "WS"}
+    return (f"target {target}: the paper's runs visited mean Bw {visited['W_visited']} and mean Bs "
+            f"{visited['S_visited']} (epochs {skip + 1} on)\n"
+            f"  reachable means nearest the target: Bw {near['W']}, Bs {near['S']}")
+
+
+def hidden_under(h: pd.DataFrame, later: dict[str, pd.DataFrame]) -> list[str]:
+    """The curves drawn after ``h`` (``later``: name -> ``mean_history``, in drawing order) that
+    cover every point of its W and S curves: the last one that repeats it whole, else the last
+    one through each point; [] where a point of ``h`` shows."""
+    whole = [m for m, g in later.items() if len(g) == len(h)
+             and all(np.allclose(g[f"{k} mean"], h[f"{k} mean"]) for k in "WS")]
+    if whole:
+        return whole[-1:]
+    tops = set()
+    for k in "WS":
+        for e, v in zip(h["epoch"], h[f"{k} mean"]):
+            through = [m for m, g in later.items()
+                       if np.isclose(g.set_index("epoch")[f"{k} mean"].get(e, np.nan), v)]
+            if not through:
+                return []
+            tops.add(through[-1])
+    return [m for m in later if m in tops]
+
+
+def plot_remedy_history(by_method: dict[str, list[dict]], target: str):
+    """Per epoch the seeds' mean Bw and Bs of every rule of ``REMEDY_COLORS`` at ``target``, the
+    target dashed with the band of ``TOLERANCE`` shaded; a rule whose curves a later one covers is
+    named in the legend (``hidden_under``), which sits below the axes."""
+    from matplotlib.lines import Line2D
+
+    from .. import plotting
+
+    fig, axes = plotting.figure(ncols=2, nrows=1, figsize=(9.6, 3.4), sharey=True)
+    hist = {m: mean_history(by_method[m]) for m in REMEDY_COLORS if by_method.get(m)}
+    for i, (method, h) in enumerate(hist.items()):
+        under = hidden_under(h, dict(list(hist.items())[i + 1:]))
+        label = f"{method} (under {', '.join(under)})" if under else method
+        for ax, key in zip(axes, "WS"):
+            ax.plot(h["epoch"], h[f"{key} mean"], marker="o", ms=3, color=REMEDY_COLORS[method],
+                    label=label)
+    for ax, key, value in zip(axes, "WS", parse_wst(target)):
+        ax.axhline(value, color=plotting.COLORS["paper"], ls="--", lw=1)
+        ax.axhspan(value - TOLERANCE, value + TOLERANCE, color=plotting.COLORS["paper"], alpha=0.1)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"target {target}: mean B{'w' if key == 'W' else 's'}")
+    axes[0].set_ylabel("bits (mean over seeds)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color=plotting.COLORS["paper"], ls="--", lw=1))
+    labels.append(f"target (shaded: within {TOLERANCE:g})")
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=9)
+    return fig
+
+
+def plot_baselines(groups: dict[str, dict[str, list[dict]]]):
+    """A panel per target: every run of ``BASELINE_MARKS``'s groups as a point, final test accuracy
+    against Bit Budget (``bit_budget_points``)."""
+    from .. import plotting
+
+    fig, axes = plotting.figure(ncols=len(groups), nrows=1, figsize=(4.8 * len(groups), 3.4),
+                                sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (target, by_method) in zip(axes, groups.items()):
+        bit_budget_points(ax, by_method, BASELINE_MARKS, alpha=0.8)
+        ax.set_xlabel("Bit Budget")
+        ax.set_title(f"target {target}")
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[-1].legend(fontsize=7)
+    return fig
+
+
+def baseline_summary(groups: dict[str, dict[str, list[dict]]], methods=tuple(BASELINE_MARKS)
+                     ) -> pd.DataFrame:
+    """Per target and method of ``methods`` with stored runs: runs, mean W/S/T, Bit Budget and
+    S-ACE (M), accuracy mean and sample std."""
+    rows = []
+    for target, by_method in groups.items():
+        for method in methods:
+            runs = by_method.get(method, [])
+            if not runs:
+                continue
+            acc = [r["metrics"]["accuracy"] for r in runs]
+            rows.append({"target": target, "method": method, "runs": len(runs),
+                         "W/S/T": "/".join(f"{np.mean([r['metrics'][k] for r in runs]):.2f}" for k in "WST"),
+                         "bit budget": float(np.mean([r["metrics"]["bit_budget"] for r in runs])),
+                         "S-ACE (M)": 1000 * float(np.mean([r["metrics"]["s_ace_g"] for r in runs])),
+                         "accuracy": float(np.mean(acc)),
+                         "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def baseline_lines(summary: pd.DataFrame) -> str:
+    """A ``baseline_summary`` as text, a line per row."""
+    return "\n".join(f"target {r['target']}: {r['method']} ({r['runs']} runs): W/S/T {r['W/S/T']}, "
+                     f"BB {r['bit budget']:.2f}, accuracy {r['accuracy']:.2f} +- {r['std']:.2f}"
+                     for _, r in summary.iterrows())
+
+
+def criterion_table(tables: dict[str, pd.DataFrame], methods, reference: str = "paper",
+                    share: float = ON_TARGET_SHARE, alpha: float = ALPHA) -> pd.DataFrame:
+    """The criterion set for a remedy, per target (``tables``: target -> ``stability_table`` with
+    Welch p against ``reference``) and method of ``methods`` in the table: its share of runs on
+    target, its runs with an accuracy drop > 5 points, whether it is worse than ``reference``
+    (lower mean accuracy and p < ``alpha``), and "met": at least ``share`` on target, no drop and
+    not worse."""
+    rows = []
+    for target, table in tables.items():
+        t = table.set_index("method")
+        for method in methods:
+            if method not in t.index:
+                continue
+            row = t.loc[method]
+            worse = bool(method != reference and row["accuracy"] < t.loc[reference, "accuracy"]
+                         and row[f"p vs {reference}"] < alpha)
+            drops = int(row["runs with a drop > 5"])
+            rows.append({"target": target, "method": method, "within target": float(row["within target"]),
+                         "runs with a drop > 5": drops, "worse": worse,
+                         "met": bool(row["within target"] >= share and drops == 0 and not worse)})
+    return pd.DataFrame(rows, columns=["target", "method", "within target", "runs with a drop > 5",
+                                       "worse", "met"])
+
+
+def criterion_lines(checks: pd.DataFrame, reference: str = "the paper's rule") -> str:
+    """A ``criterion_table`` as text, a line per row."""
+    return "\n".join(f"target {c['target']}, {c['method']}: on target {c['within target']:.0%}, "
+                     f"runs with a drop > 5: {c['runs with a drop > 5']}, accuracy "
+                     f"{'worse than' if c['worse'] else 'not worse than'} {reference} -> "
+                     f"{'criterion met' if c['met'] else 'criterion not met'}"
+                     for c in checks.to_dict(orient="records"))
+
+
+def criterion_verdict(checks: pd.DataFrame) -> dict[str, dict[str, bool]]:
+    """A ``criterion_table`` as method -> target -> criterion met."""
+    verdict: dict[str, dict[str, bool]] = {}
+    for c in checks.to_dict(orient="records"):
+        verdict.setdefault(c["method"], {})[c["target"]] = bool(c["met"])
+    return verdict
+
+
+def remedy_sentence(verdict: dict[str, dict[str, bool]], tables: dict[str, pd.DataFrame],
+                    reference: str = "paper") -> str:
+    """The remedies' verdict in words: per target the share of ``reference``'s runs on target with
+    its flips per run (``tables``: target -> ``stability_table``), and the remedies that meet the
+    criterion at every target (``criterion_verdict``)."""
+    rows = {t: tab.set_index("method").loc[reference] for t, tab in tables.items()
+            if reference in set(tab["method"])}
+    parts = [f"{row['within target']:.0%} of the runs at {t} ended on target ({row['Bw flips']:.0f} "
+             f"weight-bit and {row['Bs flips']:.0f} spike-bit flips per run)" for t, row in rows.items()]
+    text = f"With the paper's rule, {'; '.join(parts)}. " if parts else ""
+    met = [m for m, by_target in verdict.items() if by_target and all(by_target.values())]
+    if met:
+        return text + f"The criterion holds at every target for: {', '.join(met)}."
+    return text + "No remedy meets the criterion at every target (see the table above for what each reached)."
+
+
+def remedies_vs_paper(tables: dict[str, pd.DataFrame], paper_table: pd.DataFrame, targets,
+                      methods) -> pd.DataFrame:
+    """A row per target of ``targets`` and method of ``methods`` in its ``stability_table``
+    (``tables``): the paper's learned W/S, accuracy and U-quant accuracy at that target
+    (``paper_table``: its ablation table by target; "not reported" where it has no row) beside our
+    mean W/S/T, share on target and accuracy mean +- std."""
+    columns = {"paper: learned W/S (LBW + act. renewal)": "act_renew_wst",
+               "paper: accuracy (ResNet-20, CIFAR-10)": "act_renew", "paper: U-quant": "uquant"}
+    rows = []
+    for target in targets:
+        ours = tables.get(target)
+        theirs = {name: paper_table.loc[target, c] if target in paper_table.index else "not reported"
+                  for name, c in columns.items()}
+        for method in methods:
+            if ours is None or method not in set(ours["method"]):
+                continue
+            o = ours.set_index("method").loc[method]
+            rows.append({
+                "setting": f"target {target}, {method}", **theirs,
+                "ours: mean W/S/T": f"{o['W']:.2f}/{o['S']:.2f}/{o['T']:.2f}",
+                "ours: on target": f"{o['within target']:.0%}",
+                "ours: accuracy (small CNN, default data)": f"{o['accuracy']:.2f} +- {o['std']:.2f}",
+            })
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------- the chapters' parameters
