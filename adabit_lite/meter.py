@@ -214,7 +214,7 @@ def propagate_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> Non
     was_training = model.training
     model.eval()
     try:
-        with shape_only():
+        with shape_only(model):
             try:
                 model(torch.zeros((0,) + tuple(input_shape)))
             except RuntimeError:
