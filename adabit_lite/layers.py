@@ -28,31 +28,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from .neuron import SpikingNeuron
-from .quant import StepQuantizer, WeightQuantizer
+from .quant import RenewalPolicy, StepQuantizer, WeightQuantizer
 
 
-_SHAPE_ONLY = False
+class ShapeOnly:
+    """Mixin of a module that can skip its arithmetic (``shape_only``): it then returns zeros of
+    the shape its output would have, and records its shapes all the same."""
+
+    shape_only = False
 
 
 @contextmanager
-def shape_only():
-    """Propagate shapes only: inside this context a quantized layer skips its neuron and its op.
+def shape_only(model: nn.Module):
+    """Propagate shapes only: inside this context the quantized layers of ``model`` (and its other
+    ``ShapeOnly`` modules) skip their neurons and their ops.
 
-    It records its input and output shapes (so ``report`` works) and returns zeros of the output
+    They record their input and output shapes (so ``report`` works) and return zeros of the output
     shape that the conv / linear arithmetic gives.  The meter uses it to size big networks (an
     ImageNet ResNet at 224x224) without running their convolutions.
     """
-    global _SHAPE_ONLY
-    before, _SHAPE_ONLY = _SHAPE_ONLY, True
+    modules = [m for m in model.modules() if isinstance(m, ShapeOnly)]
+    before = [m.shape_only for m in modules]
+    for m in modules:
+        m.shape_only = True
     try:
         yield
     finally:
-        _SHAPE_ONLY = before
-
-
-def shape_only_active() -> bool:
-    """True inside ``shape_only()`` (other spiking modules may skip their work too)."""
-    return _SHAPE_ONLY
+        for m, b in zip(modules, before):
+            m.shape_only = b
 
 
 def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -78,6 +81,8 @@ class QuantConfig:
     signed_spikes: bool = False
     amplitude: bool = False  # the old neuron's separate learnable amplitude alpha (neuron.py)
     full_precision: bool = False  # bypass neuron and weight quantizer: y = op(x, w) + bias
+    renewal: RenewalPolicy = RenewalPolicy()  # how steps are renewed (range_ratio: weights only)
+    hysteresis: float = 0.0  # margin of the learned bit widths Bw, Bs (bits.LearnableInt)
 
     def __post_init__(self):
         for name in ("w_bits", "s_bits", "T"):
@@ -87,11 +92,12 @@ class QuantConfig:
 
     @classmethod
     def stem(cls, T: int = 2, T_bound: int | None = None, learn_T: bool = True,
-             full_precision: bool = False) -> "QuantConfig":
+             full_precision: bool = False, renewal: RenewalPolicy = RenewalPolicy()
+             ) -> "QuantConfig":
         """The first layer: 8-bit weights, 8-bit signed spikes, bits fixed (or full precision)."""
         return cls(w_bits=8, s_bits=8, T=T, w_bound=8, s_bound=8, T_bound=T_bound, learn_w=False,
                    learn_s=False, learn_T=learn_T, signed_spikes=True,
-                   full_precision=full_precision)
+                   full_precision=full_precision, renewal=renewal)
 
 
 @dataclass
@@ -116,15 +122,13 @@ class LayerReport:
         return sum(self.Bs) / len(self.Bs)
 
 
-class QuantLayer(nn.Module):
+class QuantLayer(ShapeOnly, nn.Module):
     """Mixin for layers made of a spiking neuron (input) and a weight quantizer."""
 
     def _setup(self, cfg: QuantConfig, stem: bool) -> None:
         self.cfg, self.stem = cfg, stem
-        self.neuron = SpikingNeuron(cfg.s_bits, cfg.T, cfg.s_bound, cfg.T_bound, cfg.learn_s,
-                                    cfg.learn_T, cfg.tau, cfg.firing, cfg.signed_spikes,
-                                    cfg.per_step, cfg.amplitude)
-        self.wq = WeightQuantizer(cfg.w_bits, cfg.w_bound, cfg.learn_w)
+        self.neuron = SpikingNeuron.from_config(cfg)
+        self.wq = WeightQuantizer.from_config(cfg)
         self.in_shape: tuple = ()
         self.out_shape: tuple = ()
 
@@ -157,7 +161,7 @@ class QConv2d(nn.Conv2d, QuantLayer):
         self._setup(cfg, stem)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _SHAPE_ONLY:
+        if self.shape_only:
             y = x.new_zeros(x.shape[:-3] + (self.out_channels,) + self._spatial_out(x.shape[-2:]))
         elif self.cfg.full_precision:
             y = self._conv_forward(x, self.weight, self.bias)
@@ -185,7 +189,7 @@ class QLinear(nn.Linear, QuantLayer):
         self._setup(cfg, stem)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _SHAPE_ONLY:
+        if self.shape_only:
             y = x.new_zeros(x.shape[:-1] + (self.out_features,))
         elif self.cfg.full_precision:
             y = F.linear(x, self.weight, self.bias)

@@ -50,6 +50,13 @@ class BitStats:
         return "/".join(f"{v.item():.{digits}f}" for v in (self.W, self.S, self.T))
 
 
+def weighted_means(n_w, Bw, n_x, Bs, T) -> tuple:
+    """(mean Bw, mean Bs, mean T) over layers: Bw weighted by the weight counts n_w, Bs and T by
+    the input feature counts n_x (the module docstring).  Works on tensors (the loss, with
+    gradients) and on pandas columns (the meter) alike."""
+    return (n_w * Bw).sum() / n_w.sum(), (n_x * Bs).sum() / n_x.sum(), (n_x * T).sum() / n_x.sum()
+
+
 def bit_stats(model: nn.Module, soft: bool = False) -> BitStats:
     """Weighted mean Bw, Bs and T of the learned (non-stem) quantized layers of ``model``
     (``soft``: bit widths as un-rounded clip(B_hat), for the loss)."""
@@ -65,9 +72,7 @@ def bit_stats(model: nn.Module, soft: bool = False) -> BitStats:
     bs = torch.stack([torch.stack([value(b) for b in m.neuron.bits[: m.neuron.active_slots()]]).mean()
                       for m in layers])
     t = torch.stack([m.neuron.T() for m in layers])
-    n_w, n_x = n_w.to(bw), n_x.to(bw)
-    return BitStats(W=(n_w * bw).sum() / n_w.sum(), S=(n_x * bs).sum() / n_x.sum(),
-                    T=(n_x * t).sum() / n_x.sum())
+    return BitStats(*weighted_means(n_w.to(bw), bw, n_x.to(bw), bs, t))
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ from torch import nn
 
 from .bits import LearnableInt
 from .layers import LayerReport, QLinear, QuantConfig, QuantLayer, shape_only
+from .loss import weighted_means
 from .neuron import SpikingNeuron
 from .quant import StepQuantizer
 from .wst import parse_wst as _parse_wst
@@ -214,7 +215,7 @@ def propagate_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> Non
     was_training = model.training
     model.eval()
     try:
-        with shape_only():
+        with shape_only(model):
             try:
                 model(torch.zeros((0,) + tuple(input_shape)))
             except RuntimeError:
@@ -313,9 +314,8 @@ def summarize(rows: list[tuple[LayerReport, SpikingNeuron | None]], convention: 
         W, S, T = wst
     else:
         body = df[in_total & (df["kind"] != "attn")]
-        W = (body["weights"] * body["Bw"]).sum() / body["weights"].sum()
-        S = (body["in_features"] * body["Bs"]).sum() / body["in_features"].sum()
-        T = (body["in_features"] * body["T"]).sum() / body["in_features"].sum()
+        W, S, T = weighted_means(body["weights"], body["Bw"], body["in_features"], body["Bs"],
+                                 body["T"])
     ns = None if tot["ns_ace"].isna().any() else tot["ns_ace"].sum() / 1e9
     totals = {
         "W": float(W), "S": float(S), "T": float(T), "bit_budget": float(W * S * T),

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import NamedTuple
 
 import torch
@@ -72,7 +73,8 @@ from torch import nn
 
 from . import fused
 from .bits import LearnableInt
-from .quant import FIRING_MODES, StepQuantizer, bit_grad_factor, grad_scale, qrange
+from .quant import (FIRING_MODES, RenewalPolicy, StepQuantizer, bit_grad_factor, grad_scale,
+                    qrange)
 
 
 # --------------------------------------------------------------------------- the definition
@@ -401,13 +403,18 @@ class SpikingNeuron(StepQuantizer):
     def __init__(self, bits: int = 4, T: int = 2, bits_bound: int | None = None,
                  T_bound: int | None = None, learnable_bits: bool = True, learnable_T: bool = True,
                  tau: float = 1.0, firing: str = "round", signed: bool = False,
-                 per_step: bool = False, amplitude: bool = False):
+                 per_step: bool = False, amplitude: bool = False,
+                 policy: RenewalPolicy = RenewalPolicy(), hysteresis: float = 0.0):
         if firing not in FIRING_MODES:
             raise ValueError(f"firing must be one of {FIRING_MODES}, got {firing!r}")
         if tau < 1:
             raise ValueError(f"tau must be >= 1, got {tau}")
+        if policy.range_ratio:
+            raise ValueError("range_ratio is a weight renewal rule; a neuron renews Vth1 by the "
+                             "grid search")
         T_bound = T + 1 if T_bound is None else T_bound
-        super().__init__(bits, bits_bound, learnable_bits, signed, slots=T_bound if per_step else 1)
+        super().__init__(bits, bits_bound, learnable_bits, signed, slots=T_bound if per_step else 1,
+                         policy=policy, hysteresis=hysteresis)
         self.T = LearnableInt(T, 1, T_bound, learnable_T)
         self.tau, self.firing, self.per_step = float(tau), firing, per_step
         self.amplitude = bool(amplitude)
@@ -418,6 +425,14 @@ class SpikingNeuron(StepQuantizer):
         self.track_rate = False
         self.register_buffer("spike_count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("spike_slots", torch.zeros((), dtype=torch.float64))
+
+    @classmethod
+    def from_config(cls, cfg) -> "SpikingNeuron":
+        """The neuron a ``layers.QuantConfig`` describes (its policy's weight-only
+        ``range_ratio`` dropped)."""
+        return cls(cfg.s_bits, cfg.T, cfg.s_bound, cfg.T_bound, cfg.learn_s, cfg.learn_T, cfg.tau,
+                   cfg.firing, cfg.signed_spikes, cfg.per_step, cfg.amplitude,
+                   replace(cfg.renewal, range_ratio=False), cfg.hysteresis)
 
     def active_slots(self, T: int | None = None) -> int:
         return (int(self.T) if T is None else T) if self.per_step else 1

@@ -334,8 +334,12 @@ def seed(help: str) -> Param:
     return Param("seed", "int", 0, help, low=0)
 
 
-def seeds(help: str, default=(0, 1, 2, 3, 4)) -> Param:
-    return Param("seeds", "int", list(default), help, low=0, many=True)
+def seeds(help: str, default=None) -> Param:
+    """The seeds of a chapter's stored runs (default: the sweeps' ``DEFAULT_SEEDS``)."""
+    from .sweeps import DEFAULT_SEEDS
+
+    return Param("seeds", "int", list(DEFAULT_SEEDS if default is None else default), help, low=0,
+                 many=True)
 
 
 def dataset(help: str, choices: tuple, default: str) -> Param:
@@ -347,15 +351,17 @@ DATA_OPTIONS_HELP = 'data set options: comma-separated KEY=VALUE pairs as in Tra
 WIDTH_HELP = "base channel width of the model (None: the model's default)"
 
 
-def training(epochs: int = 10, dataset_help: str = DATASET_HELP,
+def training(epochs: int | None = None, dataset_help: str = DATASET_HELP,
              data_options_help: str = DATA_OPTIONS_HELP) -> tuple[Param, ...]:
-    """dataset, data_options, width and epochs of the chapters that train the book's small models."""
-    from .train import STATIC_DATASETS
+    """dataset, data_options, width and epochs of the chapters that train the book's small models
+    (defaults: TrainConfig's, which the sweeps use)."""
+    from .train import STATIC_DATASETS, TrainConfig
 
-    return (dataset(dataset_help, STATIC_DATASETS, "mnist5k-noisy"),
+    return (dataset(dataset_help, STATIC_DATASETS, TrainConfig().dataset),
             Param("data_options", "str", "", data_options_help, allowed="a string KEY=VALUE[,KEY=VALUE]"),
             Param("width", "int", None, WIDTH_HELP, low=1, optional=True),
-            Param("epochs", "int", epochs, "epochs of every run", low=1, high=1000))
+            Param("epochs", "int", TrainConfig().epochs if epochs is None else epochs,
+                  "epochs of every run", low=1, high=1000))
 
 
 def train_missing() -> Param:

@@ -28,6 +28,7 @@ Statistics are all-reduced over processes when torch.distributed is initialised.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -172,23 +173,52 @@ def grid_search_step(x: torch.Tensor, bits: int, signed: bool, K: int = 100, p: 
     return best / qmax, best
 
 
+@dataclass(frozen=True)
+class RenewalPolicy:
+    """How a quantizer sets and renews its step, fixed when it is built.
+
+    ``K``, ``p``: the grid of Algorithm 1 (``grid_search_step``).  ``running_extrema``: the
+    reference code's renewal, whose clipping range never shrinks.  ``range_ratio``: the reference
+    code's weight renewal s' = s qmax(B') / qmax(B) instead of the grid search.  ``renewal_limit``
+    > 0: at most that many renewals per slot and epoch (a flip beyond it keeps the step).
+    ``sync_stats``: all-reduce the statistics of initialisation and renewal over processes.
+    """
+
+    K: int = 100
+    p: float = 2.4
+    running_extrema: bool = False
+    range_ratio: bool = False
+    renewal_limit: int = 0
+    sync_stats: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.K, bool) or int(self.K) != self.K or self.K < 1:
+            raise ValueError(f"K must be an integer >= 1, got {self.K!r}")
+        if not self.p > 0:
+            raise ValueError(f"p must be > 0, got {self.p!r}")
+        if isinstance(self.renewal_limit, bool) or int(self.renewal_limit) != self.renewal_limit \
+                or self.renewal_limit < 0:
+            raise ValueError(f"renewal_limit must be an integer >= 0, got {self.renewal_limit!r}")
+
+
 class StepQuantizer(nn.Module):
     """Learnable step(s) s and bit width(s) B, with their training-time bookkeeping.
 
     ``slots`` > 1 gives every time step its own (s_t, B_t) (temporal-wise parameters); weights use one.
-    Buffers (saved in checkpoints): ``initialized``; per slot ``last_bits``, ``flips`` (changes of the
-    rounded B seen in training), ``renewals``, ``epoch_renewals`` (renewals since the last
-    ``start_epoch()``); ``renew_enabled`` (set by renew.Renewal).  ``renewal_limit`` > 0 caps the
-    renewals of a slot per epoch (a flip beyond the cap keeps the step).
+    ``policy`` (a ``RenewalPolicy``) says how the step is renewed.  Buffers (saved in checkpoints):
+    ``initialized``; per slot ``last_bits``, ``flips`` (changes of the rounded B seen in training),
+    ``renewals``, ``epoch_renewals`` (renewals since the last ``start_epoch()``); ``renew_enabled``
+    (switched by renew.Renewal).  ``hysteresis``: the bit widths' margin (bits.LearnableInt).
     """
 
     def __init__(self, bits: int, bound: int | None, learnable_bits: bool, signed: bool,
-                 slots: int = 1):
+                 slots: int = 1, policy: RenewalPolicy = RenewalPolicy(), hysteresis: float = 0.0):
         super().__init__()
         if bound is None:
             bound = bits + 2
-        self.signed = signed
-        self.bits = nn.ModuleList(LearnableInt(bits, 1, bound, learnable_bits) for _ in range(slots))
+        self.signed, self.policy = signed, policy
+        self.bits = nn.ModuleList(LearnableInt(bits, 1, bound, learnable_bits, hysteresis)
+                                  for _ in range(slots))
         self.step = nn.Parameter(torch.ones(slots))
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("renew_enabled", torch.tensor(False))
@@ -197,11 +227,6 @@ class StepQuantizer(nn.Module):
         self.register_buffer("renewals", torch.zeros(slots, dtype=torch.long))
         self.register_buffer("epoch_renewals", torch.zeros(slots, dtype=torch.long))
         self.register_buffer("clip_max", torch.zeros(slots))
-        self.running_extrema = False  # reference-code renewal: the clipping range never shrinks
-        self.range_ratio = False  # reference-code weight renewal: s' = s * qmax(B') / qmax(B)
-        self.sync_stats = True  # all-reduce init/renewal statistics under torch.distributed
-        self.K, self.p = 100, 2.4
-        self.renewal_limit = 0  # renewals per slot and epoch; 0: no limit (the paper)
 
     def bit_values(self, active: int | None = None) -> list[int]:
         return [int(self.bits[i]) for i in range(active or len(self.bits))]
@@ -213,12 +238,12 @@ class StepQuantizer(nn.Module):
 
         First call: s = 2 mean|x|/sqrt(qmax) for every slot.  Afterwards, a slot whose rounded bit
         width differs from the last one seen counts a flip and, if renewal is enabled (and the
-        slot's renewals this epoch are below ``renewal_limit``), gets a new step from
+        slot's renewals this epoch are below the policy's ``renewal_limit``), gets a new step from
         ``grid_search_step(x)`` at once.
         """
         if not bool(self.initialized):
             for i, b in enumerate(self.bit_values()):
-                self.step[i] = init_step(x, qrange(b, self.signed)[1], self.sync_stats)
+                self.step[i] = init_step(x, qrange(b, self.signed)[1], self.policy.sync_stats)
                 self.last_bits[i] = b
             self.initialized.fill_(True)
             return
@@ -227,7 +252,7 @@ class StepQuantizer(nn.Module):
                 continue
             self.flips[i] += 1
             old, self.last_bits[i] = int(self.last_bits[i]), b
-            capped = 0 < self.renewal_limit <= int(self.epoch_renewals[i])
+            capped = 0 < self.policy.renewal_limit <= int(self.epoch_renewals[i])
             if bool(self.renew_enabled) and not capped:
                 self.step[i] = self._renewed_step(x, b, i, old)
                 self.renewals[i] += 1
@@ -239,12 +264,13 @@ class StepQuantizer(nn.Module):
         self.epoch_renewals.zero_()
 
     def _renewed_step(self, x: torch.Tensor, b: int, i: int, old: int) -> torch.Tensor:
-        """The grid search's step; with ``range_ratio`` the reference code's conv-weight rule
-        s' = s * qmax(b) / qmax(old) (the step shrinks when bits drop: a documented flaw)."""
-        if self.range_ratio:
+        """The grid search's step; with the policy's ``range_ratio`` the reference code's weight
+        rule s' = s * qmax(b) / qmax(old) (the step shrinks when bits drop: a documented flaw)."""
+        pol = self.policy
+        if pol.range_ratio:
             return self.step[i] * (qrange(b, self.signed)[1] / qrange(old, self.signed)[1])
-        step, c = grid_search_step(x, b, self.signed, self.K, self.p, self.sync_stats)
-        if not self.running_extrema:
+        step, c = grid_search_step(x, b, self.signed, pol.K, pol.p, pol.sync_stats)
+        if not pol.running_extrema:
             return step
         self.clip_max[i] = torch.maximum(self.clip_max[i], c)
         return self.clip_max[i] / qrange(b, self.signed)[1]
@@ -260,8 +286,15 @@ class StepQuantizer(nn.Module):
 class WeightQuantizer(StepQuantizer):
     """Signed weight quantizer: w_q = S_q * clip(round(w / S_q), -qmax, qmax); B = 1: S_q * sign(w)."""
 
-    def __init__(self, bits: int = 4, bound: int | None = None, learnable_bits: bool = True):
-        super().__init__(bits, bound, learnable_bits, signed=True, slots=1)
+    def __init__(self, bits: int = 4, bound: int | None = None, learnable_bits: bool = True,
+                 policy: RenewalPolicy = RenewalPolicy(), hysteresis: float = 0.0):
+        super().__init__(bits, bound, learnable_bits, signed=True, slots=1, policy=policy,
+                         hysteresis=hysteresis)
+
+    @classmethod
+    def from_config(cls, cfg) -> "WeightQuantizer":
+        """The weight quantizer a ``layers.QuantConfig`` describes."""
+        return cls(cfg.w_bits, cfg.w_bound, cfg.learn_w, cfg.renewal, cfg.hysteresis)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         bits, b = self.bits[0].value()

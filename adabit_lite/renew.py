@@ -13,7 +13,9 @@ and switches it off for good, per kind (weights, spikes), at the end of epoch e 
 
 with d = sign(init - target) (so a kind that is still far from its target keeps renewing),
 rho = 0.24 and min_epoch = ceil(0.07 * epochs) by default (the reference: 14 of 200 epochs).
-The stem never renews (its bits are fixed).
+The stem never renews (its bits are fixed).  How a renewal computes its step (the grid, the
+reference code's rules, a per-epoch limit) is each quantizer's own ``quant.RenewalPolicy``, fixed
+when the model is built.
 """
 
 from __future__ import annotations
@@ -40,18 +42,15 @@ class Renewal:
     The rule is checked for both kinds whatever the variant; when it fires for a kind, that kind's
     renewal (if any) stops for good and, with ``freeze=True``, its bit widths stop learning (a
     remedy against flip-flopping; the paper only decays the bit learning rate).
-    ``renewal_limit`` > 0 allows each quantizer slot at most that many renewals per epoch.
     """
 
     def __init__(self, model: nn.Module, variant: str = "activation", init: tuple = (4, 4),
                  target: tuple = (1, 1), rho: float = 0.24, min_epoch: int = 1,
-                 freeze: bool = False, renewal_limit: int = 0):
+                 freeze: bool = False):
         if variant not in VARIANTS:
             raise ValueError(f"renewal variant must be one of {VARIANTS}, got {variant!r}")
-        if renewal_limit < 0:
-            raise ValueError(f"renewal_limit must be >= 0, got {renewal_limit}")
         self.model, self.variant, self.rho, self.min_epoch = model, variant, rho, min_epoch
-        self.freeze, self.renewal_limit = freeze, renewal_limit
+        self.freeze = freeze
         self.init = dict(zip(KINDS, (float(v) for v in init)))
         self.target = dict(zip(KINDS, (float(v) for v in target)))
         self.renews = {"weight": variant in ("weight", "both"),
@@ -83,7 +82,6 @@ class Renewal:
         for kind in KINDS:
             for q in self._quantizers(kind):
                 q.renew_enabled.fill_(active[kind])
-                q.renewal_limit = self.renewal_limit
                 if self.freeze and kind in self.fired_at:
                     for b in q.bits:
                         b.freeze_()

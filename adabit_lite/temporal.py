@@ -63,20 +63,22 @@ therefore in what the layers compute (order kept or not) and in the software's r
 convolutions instead of one), not in the formula.  In both kinds ``in_features`` (the weight of a
 layer's Bs and T in the bit statistics) counts one step's input per sample.
 
-``shape_only()`` (layers.py) works: inside it a time-preserving layer skips its neuron and its op,
+``shape_only(model)`` (layers.py) works: inside it a time-preserving layer skips its neuron and its op,
 records its per-step shapes and returns zeros of the output shape.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .bits import LearnableInt
-from .layers import QConv2d, QuantConfig, QuantLayer, shape_only_active
+from .layers import QConv2d, QuantConfig, QuantLayer
 from .neuron import SpikingNeuron, State, neuron_step, residual
-from .quant import _LSQ, WeightQuantizer, bit_grad_factor, grad_scale, qrange
+from .quant import _LSQ, RenewalPolicy, WeightQuantizer, bit_grad_factor, grad_scale, qrange
 
 
 # --------------------------------------------------------------------------- time axis helpers
@@ -162,12 +164,13 @@ class TemporalNeuron(SpikingNeuron):
 
     def __init__(self, bits: int = 4, frames: int = 8, bits_bound: int | None = None,
                  learnable_bits: bool = True, tau: float = 1.0, firing: str = "round",
-                 signed: bool = False, per_step: bool = False):
+                 signed: bool = False, per_step: bool = False,
+                 policy: RenewalPolicy = RenewalPolicy(), hysteresis: float = 0.0):
         if isinstance(frames, bool) or int(frames) != frames or frames < 1:
             raise ValueError(f"frames must be an integer >= 1, got {frames!r}")
         frames = int(frames)
         super().__init__(bits, frames, bits_bound, frames, learnable_bits, False, tau, firing,
-                         signed, per_step, amplitude=False)
+                         signed, per_step, amplitude=False, policy=policy, hysteresis=hysteresis)
         self.T = LearnableInt(frames, frames, frames, learnable=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,8 +220,9 @@ class TimePreservingLayer(QuantLayer):
             raise ValueError("time-preserving layers have no amplitude neuron (amplitude=True)")
         self.cfg, self.stem, self.frames = cfg, stem, int(frames)
         self.neuron = TemporalNeuron(cfg.s_bits, frames, cfg.s_bound, cfg.learn_s, cfg.tau,
-                                     cfg.firing, cfg.signed_spikes, cfg.per_step)
-        self.wq = WeightQuantizer(cfg.w_bits, cfg.w_bound, cfg.learn_w)
+                                     cfg.firing, cfg.signed_spikes, cfg.per_step,
+                                     replace(cfg.renewal, range_ratio=False), cfg.hysteresis)
+        self.wq = WeightQuantizer.from_config(cfg)
         self.in_shape: tuple = ()
         self.out_shape: tuple = ()
 
@@ -231,7 +235,7 @@ class TimePreservingLayer(QuantLayer):
     def _time_forward(self, x: torch.Tensor) -> torch.Tensor:
         """[T, B, ...] -> [T, B, ...]: neuron per step, then the op on the folded [T*B, ...]."""
         T = x.shape[0]
-        if shape_only_active():
+        if self.shape_only:
             y = x.new_zeros((x.shape[0], x.shape[1]) + self._out_shape(x))
         elif self.cfg.full_precision:
             y = unfold(self._op(fold(x), self.weight), T)

@@ -89,7 +89,7 @@ from .meter import learned_costs
 from .models import MODEL_NAMES, MODELS, build_model
 from .neuron import SpikingNeuron
 from .projection import freeze_all, project_model
-from .quant import FIRING_MODES, StepQuantizer, WeightQuantizer
+from .quant import FIRING_MODES, RenewalPolicy, StepQuantizer
 from .renew import VARIANTS, Renewal, default_min_epoch, renewal_counts
 from .results import (DamagedFile, atomic_write, atomic_write_json, find_result, machine_record,
                       read_json_file, result_key)
@@ -521,10 +521,14 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
     """The model of a validated config (``spec``: num_classes, in_channels; frames for event
     data)."""
     w, s, t = cfg.wst("init")
+    policy = RenewalPolicy(running_extrema=cfg.running_extrema,
+                           range_ratio=cfg.weight_renewal == "range-ratio",
+                           renewal_limit=cfg.renewal_limit, sync_stats=cfg.sync_stats)
     qcfg = QuantConfig(w_bits=w, s_bits=s, T=t, learn_w=cfg.learn_w, learn_s=cfg.learn_s,
                        learn_T=cfg.learn_T, tau=cfg.tau, firing=cfg.firing,
                        per_step=cfg.per_step, amplitude=cfg.amplitude,
-                       full_precision=cfg.full_precision)
+                       full_precision=cfg.full_precision, renewal=policy,
+                       hysteresis=cfg.hysteresis)
     accepted = inspect.signature(MODELS[cfg.arch]).parameters
     kwargs = {}
     if cfg.width is not None:
@@ -533,7 +537,7 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
         kwargs["width"] = cfg.width
     if "stem_cfg" in accepted:  # the stem's T is learned only when T is
         kwargs["stem_cfg"] = QuantConfig.stem(T=t, learn_T=cfg.learn_T,
-                                              full_precision=cfg.full_precision)
+                                              full_precision=cfg.full_precision, renewal=policy)
     if "frames" in accepted:  # an event architecture (validated(): only with event data)
         if "frames" not in spec:
             raise OptionError("arch", "", cfg.arch, detail=f"{cfg.arch} needs event data")
@@ -555,13 +559,6 @@ def build(cfg: TrainConfig, spec: dict) -> nn.Module:
             layer.neuron.T.set_(bt)
         except ValueError as err:
             raise OptionError("layer_bits", "", cfg.layer_bits, detail=str(err)) from None
-    for q in model.modules():
-        if isinstance(q, StepQuantizer):
-            q.running_extrema, q.sync_stats = cfg.running_extrema, cfg.sync_stats
-            q.range_ratio = cfg.weight_renewal == "range-ratio" and isinstance(q, WeightQuantizer)
-    for _, layer in quant_layers(model):  # learned layers only: the stem's bits are fixed
-        for b in list(layer.wq.bits) + list(layer.neuron.bits):
-            b.set_hysteresis(cfg.hysteresis)
     return model
 
 
@@ -945,8 +942,7 @@ def _setup(cfg: TrainConfig, key: str, device: torch.device, rank: int, world: i
     w0, s0, _ = cfg.wst("init")
     wt, st, _ = cfg.wst("target")
     renewal = Renewal(model, cfg.renewal, init=(w0, s0), target=(wt, st), rho=cfg.rho,
-                      min_epoch=cfg.min_epoch, freeze=cfg.freeze_bits,
-                      renewal_limit=cfg.renewal_limit)
+                      min_epoch=cfg.min_epoch, freeze=cfg.freeze_bits)
     target = BitTarget.parse(cfg.target, lam_w=cfg.lam_w, lam_s=cfg.lam_s, lam_T=cfg.lam_T,
                              tol=cfg.bit_tolerance)
     return _Run(cfg, key, device, rank, world, bundle, x_train, y_train, x_test, y_test, augment,

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adabit_lite.layers import QConv2d, QLinear, QuantConfig, clamp_, layer_reports, quant_layers
+from adabit_lite.layers import (QConv2d, QLinear, QuantConfig, clamp_, layer_reports, quant_layers,
+                                shape_only)
 from adabit_lite.neuron import neuron_trace
 
 
@@ -129,3 +130,16 @@ def test_amplitude_and_old_neuron_options_reach_the_neuron():
     torch.testing.assert_close(n.alpha.detach(), n.step.detach())  # initialised to Vth1
     assert n.alpha.grad is not None and n.alpha.grad[:2].abs().sum() > 0
     assert QLinear(4, 3).neuron.alpha is None
+
+
+def test_shape_only_skips_the_arithmetic_of_its_own_model_only():
+    torch.manual_seed(0)
+    sized, other = QConv2d(1, 3, 3, padding=1), QConv2d(1, 3, 3, padding=1)
+    x = torch.rand(2, 1, 5, 5)
+    with shape_only(sized):
+        y = sized(x)
+        z = other(x)  # a second model in the same process computes as usual
+    assert y.shape == (2, 3, 5, 5) and not y.any()
+    assert sized.report("c").macs == 5 * 5 * 9 * 3
+    assert z.abs().sum() > 0
+    assert sized(x).abs().sum() > 0  # after the context the layer computes again

@@ -9,7 +9,8 @@ from torch import nn
 from adabit_lite.layers import QConv2d, QLinear, QuantConfig
 from adabit_lite.loss import BitStats
 from adabit_lite.neuron import SpikingNeuron
-from adabit_lite.quant import WeightQuantizer, fake_quant, grid_search_step, init_step
+from adabit_lite.quant import (RenewalPolicy, WeightQuantizer, fake_quant, grid_search_step,
+                               init_step)
 from adabit_lite.renew import Renewal, default_min_epoch, renewal_counts
 
 
@@ -71,9 +72,8 @@ def test_renewed_step_beats_the_stale_step_after_a_4_to_2_bit_drop():
 
 def test_running_extrema_never_lets_the_clipping_range_shrink():
     x = torch.rand(10_000)
-    q = WeightQuantizer(bits=4).train()
+    q = WeightQuantizer(bits=4, policy=RenewalPolicy(running_extrema=True)).train()
     q.renew_enabled.fill_(True)
-    q.running_extrema = True
     q(x * 10)
     _set_bits(q, 3)
     q(x * 10)
@@ -88,9 +88,8 @@ def test_range_ratio_weight_renewal_shrinks_the_step_when_bits_drop():
     """The reference code's rule s' = s qmax(B') / qmax(B): 4 -> 3 bits (qmax 7 -> 3) scales the
     step by 3/7, the opposite of what the grid search does on the same tensor."""
     w = torch.randn(10_000)
-    q = WeightQuantizer(bits=4).train()
+    q = WeightQuantizer(bits=4, policy=RenewalPolicy(range_ratio=True)).train()
     q.renew_enabled.fill_(True)
-    q.range_ratio = True
     q(w)
     before = q.step.item()
     _set_bits(q, 3)
@@ -171,24 +170,32 @@ def _flip_flop(q, x, epochs: int, flips_per_epoch: int) -> list[int]:
 @pytest.mark.parametrize("limit", [0, 1, 3])
 def test_renewals_per_epoch_are_bounded_as_configured(limit):
     x = torch.randn(512)
-    q = WeightQuantizer(bits=4).train()
+    q = WeightQuantizer(bits=4, policy=RenewalPolicy(renewal_limit=limit)).train()
     q.renew_enabled.fill_(True)
-    q.renewal_limit = limit
     q(x)  # initialisation
     per_epoch = _flip_flop(q, x, epochs=3, flips_per_epoch=10)
     assert q.flips.item() == 30  # every flip is counted
     assert per_epoch == [10 if limit == 0 else limit] * 3
 
 
-def test_renewal_limit_is_set_by_the_policy_and_reset_each_epoch():
-    net = _net()
-    ren = Renewal(net, "activation", renewal_limit=1)
-    assert net[2].neuron.renewal_limit == 1 and net[4].wq.renewal_limit == 1
+def test_the_policy_is_fixed_at_construction_and_the_counts_reset_each_epoch():
+    policy = RenewalPolicy(renewal_limit=1, running_extrema=True, range_ratio=True)
+    torch.manual_seed(0)
+    net = nn.Sequential(QConv2d(1, 4, 3, cfg=QuantConfig.stem(renewal=policy), stem=True),
+                        nn.ReLU(), QConv2d(4, 4, 3, cfg=QuantConfig(renewal=policy)))
+    assert net[0].wq.policy is policy and net[2].wq.policy is policy
+    # range_ratio is a weight rule: the neurons keep the rest of the policy without it
+    for neuron in (net[0].neuron, net[2].neuron):
+        assert neuron.policy == RenewalPolicy(renewal_limit=1, running_extrema=True)
+    ren = Renewal(net, "activation")
     net[2].neuron.epoch_renewals.fill_(1)
     ren.start_epoch()
     assert net[2].neuron.epoch_renewals.item() == 0
-    with pytest.raises(ValueError, match="renewal_limit"):
-        Renewal(net, "activation", renewal_limit=-1)
+    for bad in (dict(renewal_limit=-1), dict(K=0), dict(p=0.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RenewalPolicy(**bad)
+    with pytest.raises(ValueError, match="range_ratio"):
+        SpikingNeuron(policy=RenewalPolicy(range_ratio=True))
 
 
 def test_freezing_fixes_the_bits_of_a_kind_once_the_rule_fires():

@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..layers import LayerReport, QConv2d, QLinear, QuantConfig, shape_only_active
+from ..layers import LayerReport, QConv2d, QLinear, QuantConfig, ShapeOnly
 from ..neuron import SpikingNeuron
 
 
@@ -79,12 +79,7 @@ def token_bn(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return bn(x.transpose(1, 2)).transpose(1, 2)
 
 
-def _spike_neuron(cfg: QuantConfig) -> SpikingNeuron:
-    return SpikingNeuron(cfg.s_bits, cfg.T, cfg.s_bound, cfg.T_bound, cfg.learn_s, cfg.learn_T,
-                         cfg.tau, cfg.firing, signed=False, per_step=cfg.per_step)
-
-
-class SpikingSelfAttention(nn.Module):
+class SpikingSelfAttention(ShapeOnly, nn.Module):
     """Spikformer's SSA with quantized projections and spiking (multi-bit) Q, K, V."""
 
     def __init__(self, dim: int, heads: int, cfg: QuantConfig = QuantConfig(), scale: float = 0.125):
@@ -92,10 +87,12 @@ class SpikingSelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         self.dim, self.heads, self.scale = dim, heads, scale
+        # Q, K, V: unsigned spikes of the new neuron, outside the bit statistics (no hysteresis)
+        qkv_cfg = replace(cfg, amplitude=False, signed_spikes=False, hysteresis=0.0)
         for n in "qkv":
             setattr(self, n, QLinear(dim, dim, cfg=cfg))
             setattr(self, f"{n}_bn", nn.BatchNorm1d(dim))
-            setattr(self, f"{n}_neuron", _spike_neuron(cfg))
+            setattr(self, f"{n}_neuron", SpikingNeuron.from_config(qkv_cfg))
         self.o = QLinear(dim, dim, cfg=cfg)
         self.o_bn = nn.BatchNorm1d(dim)
         self.act = nn.ReLU()
@@ -108,7 +105,7 @@ class SpikingSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape
         self.tokens = N
-        if shape_only_active():
+        if self.shape_only:
             for n in "qkv":
                 getattr(self, n)(x)
             out = x.new_zeros(B, N, D)

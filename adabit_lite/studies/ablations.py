@@ -731,7 +731,7 @@ from .. import params as _p  # noqa: E402
 PARAMETERS = _p.declare(
     _p.results_dir("stored sweep results: results/ablations (and results/allocation for U-quant)"),
     _p.seeds("seeds of every ablation"),
-    _p.Param("target", "wst", "1/1/1", "target mean W/S/T of every run: whole W and S from 1 to 6, T of 1",
+    _p.Param("target", "wst", sweeps.ABLATION_TARGET, "target mean W/S/T of every run: whole W and S from 1 to 6, T of 1",
              low=1, high=(6, 6, 1), integers=True,
              note="U-quant needs whole bits; 'T fixed' holds T = 1"),
     *_p.training(),

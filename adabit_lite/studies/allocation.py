@@ -971,6 +971,7 @@ def remedies_vs_paper(tables: dict[str, pd.DataFrame], paper_table: pd.DataFrame
 # A target's W and S may be at most 2 above the init every run starts at (TrainConfig's default,
 # 4/4/2), its T at most 1 above: the learned bits' upper bounds (book/method.md#method-learnable-bits).
 from .. import params as _p  # noqa: E402
+from .. import sweeps as _sweeps  # noqa: E402
 from ..train import TrainConfig as _TrainConfig  # noqa: E402
 
 _INIT = parse_wst(_TrainConfig().init, integers=True)
@@ -980,10 +981,11 @@ _DATA_OPTIONS_HELP = "data set options KEY=VALUE, e.g. size=8 for digits"
 
 PARAMETERS_05A = _p.declare(
     _p.results_dir("stored sweep results: results/allocation, results/allocation-control"),
-    _p.Param("targets", "wst", ["1/1/1", "2/2/1", "3/4/1", "4/4/1"],
+    _p.Param("targets", "wst", list(_sweeps.ALLOCATION_TARGETS),
              "LBW target mean W/S/T (the paper's table rows)", high=TARGET_HIGH, many=True,
              note=_TARGET_NOTE),
-    _p.Param("seeds_111", "int", list(range(8)), "seeds at 1/1/1 (U-quant is noisy there: at least 8)",
+    _p.Param("seeds_111", "int", list(_sweeps.allocation_seeds("1/1/1")),
+             "seeds at 1/1/1 (U-quant is noisy there: at least 8)",
              low=0, many=True),
     _p.seeds("seeds at every other target"),
     *_p.training(data_options_help=_DATA_OPTIONS_HELP),
@@ -994,9 +996,10 @@ PARAMETERS_05A = _p.declare(
 
 PARAMETERS_05B = _p.declare(
     _p.results_dir("stored sweep results: results/bit-stability, results/bit-stability-control"),
-    _p.Param("targets", "wst", ["2/2/1", "1.5/1.5/1"], "target mean W/S/T, above the 1-bit minimum",
+    _p.Param("targets", "wst", list(_sweeps.STABILITY_TARGETS),
+             "target mean W/S/T, above the 1-bit minimum",
              high=TARGET_HIGH, many=True, note=_TARGET_NOTE),
-    _p.seeds("seeds of every setting in the tables"),
+    _p.seeds("seeds of every setting in the tables", _sweeps.STABILITY_SEEDS),
     *_p.training(data_options_help=_DATA_OPTIONS_HELP),
     _p.train_missing(),
     _p.Param("trace_target", "wst", "2/2/1", "the live run whose bit widths are recorded before every batch",

@@ -533,8 +533,8 @@ def renewal_sequence(x: torch.Tensor, trained_step: float, sequence, running_ext
     ``sequence`` on the same tensor x, starting from the trained step at ``init_bits``: every
     change of B renews Vth1 by grid search, with the reference code's running extrema or without.
     Returns per stage B, the step, its clip level s qmax and the errors."""
-    n = SpikingNeuron(bits=init_bits, T=T, learnable_T=False)
-    n.running_extrema, n.K, n.p = running_extrema, K, p
+    n = SpikingNeuron(bits=init_bits, T=T, learnable_T=False,
+                      policy=quant.RenewalPolicy(K=K, p=p, running_extrema=running_extrema))
     n.train()
     with torch.no_grad():
         n(x)  # initialises the step (LSQ), then replace it by the trained one

@@ -575,23 +575,29 @@ def paper_claims(shen: pd.DataFrame, yao: pd.DataFrame, comparison: pd.DataFrame
 
 # ------------------------------------------------------------------ the chapter's parameters
 from .. import params as _p  # noqa: E402
+from .. import sweeps as _sweeps  # noqa: E402
+from ..train import TrainConfig as _TrainConfig  # noqa: E402
+
+#: the stored sweep's data options and training settings: the defaults of the chapter's parameters
+_DATA = _TrainConfig(data_options=_sweeps.TEMPORAL_DATA).dataset_options()
+_BASE = _sweeps.TEMPORAL_BASE
 
 # nb/08_temporal.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
 PARAMETERS = _p.declare(
     _p.results_dir("stored sweep results: results/temporal-budget"),
     _p.seeds("seeds of every setting in the tables"),
-    _p.Param("bins", "choice", [8, 4, 2, 1], "time bins T of the 8-frame event stream (each must divide 8)",
+    _p.Param("bins", "choice", list(_sweeps.TEMPORAL_BINS), "time bins T of the 8-frame event stream (each must divide 8)",
              choices=(8, 4, 2, 1), many=True, note="dividing the 8 frames and the Bit Budget 8"),
-    _p.Param("num_samples", "int", 1000, "samples of the event stream data set: 500 pairs, 800 train and "
+    _p.Param("num_samples", "int", _DATA["num_samples"], "samples of the event stream data set: 500 pairs, 800 train and "
              "200 test", low=20, high=10**6, even=True),
-    _p.Param("turns", "int", 2, "turns of the digit in the 8 frames", low=1, high=3,
+    _p.Param("turns", "int", _DATA["turns"], "turns of the digit in the 8 frames", low=1, high=3,
              note="less than half of the 8 frames"),
-    _p.Param("canvas", "int", 16, "canvas side in pixels", low="digit_size + 8", high=512),
-    _p.Param("digit_size", "int", 8, "digit side in pixels", low=8, high=256),
-    _p.Param("width", "int", 8, "channel width of the event CNN stem", low=1),
-    _p.Param("epochs", "int", 8, "epochs of every stored run", low=1, high=1000),
-    _p.Param("batch_size", "int", 32, "batch size of every stored run", low=1),
-    _p.Param("lr_bits", "float", 0.4, "learning rate of the bit latents (raised for these short runs)",
+    _p.Param("canvas", "int", _DATA["canvas"], "canvas side in pixels", low="digit_size + 8", high=512),
+    _p.Param("digit_size", "int", _DATA["digit_size"], "digit side in pixels", low=8, high=256),
+    _p.Param("width", "int", _BASE["width"], "channel width of the event CNN stem", low=1),
+    _p.Param("epochs", "int", _BASE["epochs"], "epochs of every stored run", low=1, high=1000),
+    _p.Param("batch_size", "int", _BASE["batch_size"], "batch size of every stored run", low=1),
+    _p.Param("lr_bits", "float", _BASE["lr_bits"], "learning rate of the bit latents (raised for these short runs)",
              low=0, open_low=True),
     _p.train_missing(),
     _p.Param("live_samples", "int", 400, "samples of the live control runs (pairs, so even)",
