@@ -19,14 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
-from .. import sweeps
+from .. import plotting, sweeps
 from ..reproduce import welch
 from ..results import result_key
 from ..wst import parse_wst
 from . import stored_result
 
 TOLERANCE = 0.3
+PAPER_RULE = "LBW + renewal"  # the paper's method, unchanged
+#: the paper's ablation-table column of each method
+PAPER_COLUMNS = {"U-quant": "uquant", "LBW": "lbw", PAPER_RULE: "act_renew"}
 
 
 def target_of(result: dict) -> tuple[float, float, float]:
@@ -149,6 +153,32 @@ def settle_epoch(result: dict, tol: float = TOLERANCE, target: str | None = None
     while first > 0 and inside[first - 1]:
         first -= 1
     return first + 1
+
+
+def difference(methods: dict[str, list[dict]], a: str, b: str) -> dict:
+    """Mean final accuracy of ``a`` minus ``b`` over their stored seeds, with the Welch p-value and
+    the seed counts (difference NaN while either has no stored run)."""
+    ra, rb = methods.get(a, []), methods.get(b, [])
+    if not ra or not rb:
+        return {"a": a, "b": b, "difference": math.nan, "p": math.nan, "runs a": len(ra),
+                "runs b": len(rb), "failed a": 0, "failed b": 0}
+    acc_a = [r["metrics"]["accuracy"] for r in ra]
+    acc_b = [r["metrics"]["accuracy"] for r in rb]
+    return {"a": a, "b": b, "difference": float(np.mean(acc_a) - np.mean(acc_b)),
+            "p": welch(acc_a, acc_b), "runs a": len(ra), "runs b": len(rb),
+            "failed a": sum(bool(r.get("failure")) for r in ra),
+            "failed b": sum(bool(r.get("failure")) for r in rb)}
+
+
+def settling(runs: list[dict], target: str, tol: float = TOLERANCE) -> dict:
+    """When the means settle (``allocation.settle_epoch``): runs, how many settle, the median epoch
+    and its share of training (the paper: within the first eighth)."""
+    epochs = [settle_epoch(r, tol, target) for r in runs]
+    settled = [e for e in epochs if e is not None]
+    total = runs[0]["parameters"]["epochs"] if runs else 0
+    median = float(np.median(settled)) if settled else math.nan
+    return {"runs": len(runs), "settled": len(settled), "median epoch": median,
+            "share of training": median / total if settled else math.nan}
 
 
 def batch_trace(cfg) -> tuple[pd.DataFrame, dict]:
@@ -413,9 +443,7 @@ def plot_layer_bits(tables: dict[str, pd.DataFrame], note: str = ""):
     a row: each learned layer's mean Bw and Bs over the seeds, the black lines spanning the
     smallest to largest seed; under each layer (L1, L2, ... in order) its weight and input-feature
     counts.  ``note``: added to each panel's title."""
-    from matplotlib.lines import Line2D
 
-    from .. import plotting
 
     n = max(len(tables), 1)
     ncols = min(2, n)
@@ -455,7 +483,6 @@ def bit_budget_points(ax, runs: dict[str, list[dict]], marks: dict[str, tuple[st
                       alpha: float = 0.75) -> None:
     """Every run of each method in ``marks`` (name -> (marker, ``plotting.COLORS`` key)) as one
     point on ``ax``: its final test accuracy against the Bit Budget of its final bits."""
-    from .. import plotting
 
     for method, (marker, color) in marks.items():
         if runs.get(method):
@@ -504,7 +531,6 @@ def plot_accuracy_by_seed(groups: dict[str, dict[str, list[dict]]], targets):
     """Each method's final test accuracy at each of ``targets``, a panel per target, two a row:
     every seed a point, over them the mean with its 95 % t-interval as a black bar
     (``plotting.seed_comparison``); the methods are named once, on the left."""
-    from .. import plotting
 
     targets = list(targets)
     palette = {m: plotting.COLORS[c] for m, c in METHOD_COLORS.items()}
@@ -531,7 +557,6 @@ def differences_table(groups: dict[str, dict[str, list[dict]]], pairs=PAIRS,
     """Per target and pair (a, b) of ``pairs`` where both have at least two stored runs
     (``fashion.difference``): mean final accuracy of a minus b in points as "a - b", the Welch
     p-value, and whether p < ``alpha``."""
-    from .fashion import difference
 
     rows = []
     for target, methods in groups.items():
@@ -586,7 +611,6 @@ def differences_verdict(differences: pd.DataFrame, tables: dict[str, pd.DataFram
 def plot_mean_bits(groups: dict[str, dict[str, list[dict]]], method: str = "LBW + renewal"):
     """The paper's Figure 3 for ``method``: per epoch the seeds' mean Bw, Bs and T (three panels,
     a colour per target, the band one standard deviation), each target dashed."""
-    from .. import plotting
 
     fig, axes = plotting.figure(ncols=3, nrows=1, figsize=(11, 3.2), sharey=False)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf"]
@@ -612,7 +636,6 @@ def settle_table(groups: dict[str, dict[str, list[dict]]], method: str = "LBW + 
     """Per target where ``method`` has runs, ``fashion.settling`` (runs, how many end within
     ``tol`` and stay, the median epoch they stay from, its share of training) and the latest such
     epoch (``settle_epoch``)."""
-    from .fashion import settling
 
     rows = []
     for target, methods in groups.items():
@@ -641,7 +664,6 @@ def settle_lines(settle: pd.DataFrame, epochs: int, tol: float = TOLERANCE) -> s
 def plot_accuracy_vs_bit_budget(groups: dict[str, dict[str, list[dict]]]):
     """Every run of every target as a point (``bit_budget_points`` of ``BUDGET_MARKS``), the Bit
     Budget on a log2 axis, with the full-precision mean as a dotted line."""
-    from .. import plotting
 
     fig, ax = plotting.figure(figsize=(6.4, 3.8))
     bit_budget_points(ax, {m: [r for g in groups.values() for r in g.get(m, [])]
@@ -674,7 +696,6 @@ def ordering_vs_paper(tables: dict[str, pd.DataFrame], paper_table: pd.DataFrame
     LBW and LBW + renewal (``paper_table``: its ablation table by target, the columns of
     ``fashion.PAPER_COLUMNS``), its learned W/S and the ``accuracy_ordering`` of the three, beside
     ours (accuracy mean +- std, the learned W/S/T of LBW + renewal, our ordering)."""
-    from .fashion import PAPER_COLUMNS, PAPER_RULE
 
     rows = []
     for target, table in tables.items():
@@ -741,7 +762,6 @@ def trace_record(table: pd.DataFrame) -> dict[str, dict]:
 def plot_traces(traces: dict[str, tuple[pd.DataFrame, dict]], target: str):
     """The rounded mean Bw and Bs before every batch of each live run (the paper's rule in the LBW
     colour, the other in the renewal colour), the target dashed."""
-    from .. import plotting
 
     fig, axes = plotting.figure(ncols=2, nrows=1, figsize=(9.6, 3.4), sharey=True)
     for ax, key, value in zip(axes, "WS", parse_wst(target)):
@@ -812,9 +832,7 @@ def plot_remedy_history(by_method: dict[str, list[dict]], target: str):
     """Per epoch the seeds' mean Bw and Bs of every rule of ``REMEDY_COLORS`` at ``target``, the
     target dashed with the band of ``TOLERANCE`` shaded; a rule whose curves a later one covers is
     named in the legend (``hidden_under``), which sits below the axes."""
-    from matplotlib.lines import Line2D
 
-    from .. import plotting
 
     fig, axes = plotting.figure(ncols=2, nrows=1, figsize=(9.6, 3.4), sharey=True)
     hist = {m: mean_history(by_method[m]) for m in REMEDY_COLORS if by_method.get(m)}
@@ -841,7 +859,6 @@ def plot_remedy_history(by_method: dict[str, list[dict]], target: str):
 def plot_baselines(groups: dict[str, dict[str, list[dict]]]):
     """A panel per target: every run of ``BASELINE_MARKS``'s groups as a point, final test accuracy
     against Bit Budget (``bit_budget_points``)."""
-    from .. import plotting
 
     fig, axes = plotting.figure(ncols=len(groups), nrows=1, figsize=(4.8 * len(groups), 3.4),
                                 sharey=True)

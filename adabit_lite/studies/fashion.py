@@ -23,11 +23,11 @@ from .. import sweeps
 from ..results import find_result, result_key
 from ..wst import parse_wst
 from . import allocation as al
+from .allocation import PAPER_COLUMNS, PAPER_RULE, difference, settling  # noqa: F401 (the page's names)
 from . import stored_result
 
 SWEEP, CONTROL_SWEEP = "fashion-allocation", "fashion-control"
 COARSE, FINE = al.TOLERANCE, 0.1
-PAPER_RULE = "LBW + renewal"  # the paper's method, unchanged
 
 
 @dataclass
@@ -99,21 +99,6 @@ def landing_table(methods: dict[str, list[dict]], target: str) -> pd.DataFrame:
     return table
 
 
-def difference(methods: dict[str, list[dict]], a: str, b: str) -> dict:
-    """Mean final accuracy of ``a`` minus ``b`` over their stored seeds, with the Welch p-value and
-    the seed counts (difference NaN while either has no stored run)."""
-    ra, rb = methods.get(a, []), methods.get(b, [])
-    if not ra or not rb:
-        return {"a": a, "b": b, "difference": math.nan, "p": math.nan, "runs a": len(ra),
-                "runs b": len(rb), "failed a": 0, "failed b": 0}
-    acc_a = [r["metrics"]["accuracy"] for r in ra]
-    acc_b = [r["metrics"]["accuracy"] for r in rb]
-    return {"a": a, "b": b, "difference": float(np.mean(acc_a) - np.mean(acc_b)),
-            "p": al.welch(acc_a, acc_b), "runs a": len(ra), "runs b": len(rb),
-            "failed a": sum(bool(r.get("failure")) for r in ra),
-            "failed b": sum(bool(r.get("failure")) for r in rb)}
-
-
 def difference_sentence(d: dict, alpha: float = 0.05) -> str:
     """One sentence for a ``difference``: which is ahead, by how much, whether it is significant."""
     if math.isnan(d["difference"]):
@@ -125,17 +110,6 @@ def difference_sentence(d: dict, alpha: float = 0.05) -> str:
                      for s in ("a", "b") if d[f"failed {s}"])
     return (f"{d['a']} {'+' if d['difference'] >= 0 else '-'}{abs(d['difference']):.2f} points "
             f"against {d['b']} ({d['runs a']} and {d['runs b']} seeds), {sig}{failed}")
-
-
-def settling(runs: list[dict], target: str, tol: float = COARSE) -> dict:
-    """When the means settle (``allocation.settle_epoch``): runs, how many settle, the median epoch
-    and its share of training (the paper: within the first eighth)."""
-    epochs = [al.settle_epoch(r, tol, target) for r in runs]
-    settled = [e for e in epochs if e is not None]
-    total = runs[0]["parameters"]["epochs"] if runs else 0
-    median = float(np.median(settled)) if settled else math.nan
-    return {"runs": len(runs), "settled": len(settled), "median epoch": median,
-            "share of training": median / total if settled else math.nan}
 
 
 def layer_pattern(layers: pd.DataFrame) -> dict:
@@ -200,9 +174,6 @@ def load_small(results_dir: str | Path = sweeps.RESULTS, targets=sweeps.ALLOCATI
         root / ("allocation-control" if m == "control" else "allocation"), c)) is not None]
         for m, cfgs in methods.items()}
         for target, methods in sweeps.allocation_groups(root, targets=targets).items()}
-
-
-PAPER_COLUMNS = {"U-quant": "uquant", "LBW": "lbw", PAPER_RULE: "act_renew"}
 
 
 def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.DataFrame:

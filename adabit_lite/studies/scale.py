@@ -1,0 +1,76 @@
+"""The scale chapter (nb/09_scale.ipynb): the paper's ResNet-20 rows on CIFAR-10/100 as training
+commands, each beside the stored result of that exact configuration when one exists.
+
+A row is a paper cell (Yao et al.'s ablation table for CIFAR-10, the "Ours" rows of its CIFAR
+table for CIFAR-100) and the ``TrainConfig`` that reproduces it at the chapter's epochs, batch and
+device; ``stored_accuracy`` looks its key up under the results folder (never a near match)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..paper import paper_table
+from ..results import find_result
+from ..train import TrainConfig, command_line
+
+#: the ablation table's methods: its column and the renewal variant (None: U-quant)
+METHODS = {"U-quant": ("uquant", None), "LBW": ("lbw", "none"),
+           "+ weight renewal": ("weight_renew", "weight"),
+           "+ bilateral renewal": ("bilateral_renew", "both"),
+           "+ activation renewal": ("act_renew", "activation")}
+NOT_RUN = "not run here"
+
+
+def scale_config(dataset: str, target: str, renewal: str | None, epochs: int, batch_size: int,
+                 device: str) -> TrainConfig:
+    """ResNet-20 at the paper's width from the 4/4/2 init towards ``target`` with ``renewal``
+    (None: U-quant at the target)."""
+    cfg = TrainConfig(arch="resnet20", dataset=dataset, init="4/4/2", target=target,
+                      renewal=renewal or "none", epochs=epochs, batch_size=batch_size, device=device)
+    return cfg.uquant() if renewal is None else cfg
+
+
+def stored_accuracy(results_dir, cfg: TrainConfig) -> tuple[str, str]:
+    """(final accuracy to two decimals, final W/S/T) of the run stored for ``cfg``'s exact key,
+    or (``NOT_RUN``, "")."""
+    found = find_result(results_dir, cfg)
+    if found is None:
+        return NOT_RUN, ""
+    return f"{found['metrics']['accuracy']:.2f}", found["metrics"]["wst"]
+
+
+def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
+               command_dir: str) -> pd.DataFrame:
+    """One row per paper cell: data, target, method, the paper's W/S/T and top-1, ours (or
+    ``NOT_RUN``), and the command that trains it into ``command_dir``/<key>."""
+    rows = []
+
+    def add(data, target, method, paper_wst, paper_top1, cfg):
+        acc, wst = stored_accuracy(results_dir, cfg)
+        rows.append({"data": data, "target": target, "method": method,
+                     "paper W/S/T": paper_wst if isinstance(paper_wst, str) else "",
+                     "paper top-1": paper_top1, "ours top-1": acc, "our W/S/T": wst,
+                     "command": command_line(cfg, f"{command_dir}/<key>")})
+
+    for _, row in paper_table("yao_ablation").iterrows():
+        for method, (column, renewal) in METHODS.items():
+            cfg = scale_config("cifar10", row["target"], renewal, epochs, batch_size, device)
+            paper_wst = row["target"] if column == "uquant" else row.get(f"{column}_wst", "")
+            add("CIFAR-10", row["target"], method, paper_wst, row[column], cfg)
+    cifar = paper_table("yao_cifar")
+    for _, row in cifar[cifar["method"].str.startswith("Ours")].iterrows():
+        target = "/".join(row["method"].split("-")[1])  # Ours-111 -> 1/1/1
+        cfg = scale_config("cifar100", target, "activation", epochs, batch_size, device)
+        add("CIFAR-100", target, "+ activation renewal", row["c100_wst"], row["cifar100"], cfg)
+    return pd.DataFrame(rows)
+
+
+def scale_record(runs: pd.DataFrame) -> dict:
+    """What the chapter records: the row and stored-run counts, the commands, and per row the
+    paper's and our top-1 (None where not run)."""
+    done = runs["ours top-1"] != NOT_RUN
+    return {"n_runs": len(runs), "n_done": int(done.sum()), "commands": runs["command"].tolist(),
+            "runs": [{"data": r["data"], "target": r["target"], "method": r["method"],
+                      "paper top-1": r["paper top-1"],
+                      "ours top-1": None if r["ours top-1"] == NOT_RUN else float(r["ours top-1"])}
+                     for r in runs.to_dict("records")]}

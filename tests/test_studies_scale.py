@@ -1,0 +1,45 @@
+"""studies.scale: the paper's ResNet-20 rows as configurations, commands and stored lookups."""
+
+import pytest
+
+from adabit_lite import ALGORITHM_VERSION
+from adabit_lite.paper import paper_table
+from adabit_lite.results import atomic_write_json, result_key
+from adabit_lite.studies import scale as sc
+
+SETTING = dict(epochs=3, batch_size=16, device="cpu")
+
+
+def test_scale_config_is_the_papers_network_or_uquant():
+    cfg = sc.scale_config("cifar10", "2/2/1", "both", **SETTING)
+    assert (cfg.arch, cfg.init, cfg.target, cfg.renewal, cfg.learn_w) == \
+        ("resnet20", "4/4/2", "2/2/1", "both", True)
+    u = sc.scale_config("cifar100", "1/1/1", None, **SETTING)
+    assert (u.dataset, u.init, u.target, u.renewal, u.learn_w, u.learn_T) == \
+        ("cifar100", "1/1/1", "1/1/1", "none", False, False)
+
+
+def test_rows_cover_every_paper_cell_and_find_only_exact_keys(tmp_path):
+    stored = sc.scale_config("cifar10", "1/1/1", "activation", **SETTING).validated()
+    atomic_write_json(tmp_path / result_key(stored) / "result.json", {
+        "key": result_key(stored), "parameters": stored.parameters(),
+        "code": {"algorithm_version": ALGORITHM_VERSION},
+        "metrics": {"accuracy": 71.234, "wst": "1.10/1.00/1.00"}})
+    runs = sc.scale_rows(tmp_path, **SETTING, command_dir="out")
+    ablation, cifar = paper_table("yao_ablation"), paper_table("yao_cifar")
+    n_c100 = int(cifar["method"].str.startswith("Ours").sum())
+    assert len(runs) == 5 * len(ablation) + n_c100
+    hit = runs[runs["ours top-1"] != sc.NOT_RUN]
+    assert hit[["target", "method", "ours top-1", "our W/S/T"]].values.tolist() == \
+        [["1/1/1", "+ activation renewal", "71.23", "1.10/1.00/1.00"]]
+    first = ablation.iloc[0]
+    row = runs[(runs["data"] == "CIFAR-10") & (runs["target"] == first["target"])
+               & (runs["method"] == "U-quant")].iloc[0]
+    assert row["paper top-1"] == first["uquant"] and row["paper W/S/T"] == first["target"]
+    assert all(c.endswith("--out out/<key>") or "out/<key>" in c for c in runs["command"])
+    rec = sc.scale_record(runs)
+    assert (rec["n_runs"], rec["n_done"]) == (len(runs), 1)
+    done = [r for r in rec["runs"] if r["ours top-1"] is not None]
+    assert done == [{"data": "CIFAR-10", "target": "1/1/1", "method": "+ activation renewal",
+                     "paper top-1": pytest.approx(float(hit.iloc[0]["paper top-1"])),
+                     "ours top-1": 71.23}]
