@@ -36,3 +36,12 @@ def assert_stops_on_bad_parameter(name: str, tmp: Path, parameter: str, value, w
         assert not record.exists()  # stopped before anything ran
     else:
         raise AssertionError(f"nb/{name}.ipynb accepted {parameter} = {value!r}")
+
+
+def assert_saved(figs: Path, chapter: str, figures=(), tables=()) -> None:
+    """Every figure (a real PNG, > 5 kB) and table (CSV) that a chapter saves is in ``figs``
+    under the chapter's own name (``<chapter>_<name>``), so no two chapters overwrite a file."""
+    for name in figures:
+        assert (figs / f"{chapter}_{name}.png").stat().st_size > 5_000, name
+    for name in tables:
+        assert (figs / f"{chapter}_{name}.csv").exists(), name

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from nbrun import assert_stops_on_bad_parameter, run_chapter
+from nbrun import assert_saved, assert_stops_on_bad_parameter, run_chapter
 from scipy import stats
 
 from adabit_lite import paper, sweeps
@@ -50,10 +50,7 @@ def test_every_wanted_run_is_trained_stored_and_shown(chapter):
     assert rec["runs_found"] == rec["runs_wanted"] == len(SEEDS) * (len(SUBSET) + 1) == 10
     # shown in the sections' order, U-quant first; the others are not in the table
     assert [row["ablation"] for row in rec["table"]] == [ab.UQUANT] + SUBSET
-    for name in FIGURES:
-        assert (figs / f"{name}.png").stat().st_size > 5_000
-    for name in TABLES:
-        assert (figs / f"{name}.csv").exists()
+    assert_saved(figs, "06_ablations", FIGURES, TABLES)
 
 
 def test_the_runs_are_the_ablations_they_claim_to_be(chapter):

@@ -4,7 +4,7 @@ that train their runs into a temporary results folder; its numbers are recompute
 import numpy as np
 import pandas as pd
 import pytest
-from nbrun import assert_stops_on_bad_parameter, run_chapter
+from nbrun import assert_saved, assert_stops_on_bad_parameter, run_chapter
 from scipy import stats
 
 from adabit_lite import sweeps
@@ -42,10 +42,7 @@ def test_every_wanted_run_is_trained_stored_and_shown(chapter):
     assert 8 < len(keys) <= 10
     assert rec["runs_found"] == rec["runs_wanted"] == len(keys)
     assert all(len(methods["control"]) == len(SEEDS) for methods in groups.values())
-    for name in FIGURES:
-        assert (figs / f"{name}.png").stat().st_size > 5_000
-    for name in ("comparison_1-1-1", "differences", "paper_vs_book"):
-        assert (figs / f"{name}.csv").exists()
+    assert_saved(figs, "05a_allocation", FIGURES, ("comparison_1-1-1", "differences", "paper_vs_book"))
 
 
 def test_the_comparison_table_is_recomputed_from_the_stored_runs(chapter):

@@ -2,14 +2,14 @@
 that train their runs into a temporary results folder, and its study functions."""
 
 import pytest
-from nbrun import assert_stops_on_bad_parameter, run_chapter
+from nbrun import assert_saved, assert_stops_on_bad_parameter, run_chapter
 
 from adabit_lite import sweeps
 from adabit_lite.results import find_result
 from adabit_lite.studies import fashion as fa
 
 QUICK = {"dataset": "digits", "data_options": "size=8", "width": 8, "epochs": 2, "train_limit": None}
-FIGURES = ["fashion_fig3_bits_per_epoch", "fashion_fig4_layer_bits"]
+FIGURES = ["fig3_bits_per_epoch", "fig4_layer_bits"]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,7 @@ def test_every_wanted_run_is_trained_stored_and_shown(chapter):
     groups = _groups(results)
     assert rec["runs_found"] == rec["runs_wanted"] == sum(len(v) for v in groups.values())
     assert rec["runs_found"] == 2 * len(sweeps.FASHION_METHODS["1/1/1"]) + 2 * 2  # + 2 controls
-    for name in FIGURES:
-        assert (figs / f"{name}.png").stat().st_size > 5_000
+    assert_saved(figs, "05_fashion", FIGURES)
 
 
 def test_the_landing_table_is_recomputed_from_the_stored_runs(chapter):

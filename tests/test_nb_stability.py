@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from nbrun import assert_stops_on_bad_parameter, run_chapter
+from nbrun import assert_saved, assert_stops_on_bad_parameter, run_chapter
 
 from adabit_lite import sweeps
 from adabit_lite.results import find_result
@@ -31,10 +31,8 @@ def test_every_wanted_run_is_trained_stored_and_shown(chapter):
     wanted = sum(len(v) for v in sweeps.bit_stability_groups(
         results, targets=["2/2/1"], seeds=[0, 1], **TINY)["2/2/1"].values())
     assert rec["runs_found"] == rec["runs_wanted"] == wanted == 2 * (len(sweeps.REMEDIES) + 2 + 1)
-    for name in FIGURES:
-        assert (figs / f"{name}.png").stat().st_size > 5_000
-    for name in ("stability_2-2-1", "allocation_vs_baselines", "paper_vs_book", "trace_flips"):
-        assert (figs / f"{name}.csv").exists()
+    assert_saved(figs, "05b_stability", FIGURES,
+                 ("stability_2-2-1", "allocation_vs_baselines", "paper_vs_book", "trace_flips"))
 
 
 def test_the_stability_table_is_recomputed_from_the_stored_runs(chapter):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from nbrun import assert_stops_on_bad_parameter, run_chapter
+from nbrun import assert_saved, assert_stops_on_bad_parameter, run_chapter
 
 from adabit_lite import sweeps
 from adabit_lite.results import find_result
@@ -40,10 +40,7 @@ def test_every_wanted_run_is_trained_stored_and_shown(chapter):
     # per T: fixed, learned, full precision; plus the control at the largest T
     assert rec["runs_found"] == rec["runs_wanted"] == len(runs) == 2 * (2 * 3) + 2
     assert all(find_result(results, c) is not None for c in runs)
-    for name in FIGURES:
-        assert (figs / f"{name}.png").stat().st_size > 5_000
-    for name in TABLES:
-        assert (figs / f"{name}.csv").exists()
+    assert_saved(figs, "08_temporal", FIGURES, TABLES)
 
 
 def test_the_table_is_recomputed_from_the_stored_runs(chapter):
