@@ -139,8 +139,11 @@ class RunMismatch(RuntimeError):
 
 
 # ============================================================================ the configuration
-def _opt(default, help: str):
-    return field(default=default, metadata={"help": help})
+def _opt(default, help: str, *check):
+    """A config field with its help text and its check: the name of a ``_Checker`` method and its
+    arguments (e.g. ``"int", 1``), run by ``validated()``; none for the fields checked there by
+    hand."""
+    return field(default=default, metadata={"help": help, "check": check})
 
 
 @dataclass(frozen=True)
@@ -150,87 +153,87 @@ class TrainConfig:
     the validated config."""
 
     # model
-    arch: str = _opt("small-cnn", f"network: {', '.join(MODEL_NAMES)}")
-    width: int | None = _opt(None, "base channel width of the network (default: the model's)")
+    arch: str = _opt("small-cnn", f"network: {', '.join(MODEL_NAMES)}", "choice", MODEL_NAMES)
+    width: int | None = _opt(None, "base channel width of the network (default: the model's)", "int_or_none", 1)
     # data
     dataset: str = _opt("mnist5k-noisy", f"data set: {', '.join(STATIC_DATASETS)} "
                                           "(the default is chosen in the data chapter), or "
                                           f"event data: {', '.join(EVENT_DATASETS)} "
-                                          f"(with arch {', '.join(EVENT_ARCHS)})")
+                                          f"(with arch {', '.join(EVENT_ARCHS)})", "choice", STATIC_DATASETS + EVENT_DATASETS)
     data_options: str = _opt("", "data set options KEY=VALUE[,KEY=VALUE...], e.g. size=8 "
                                  "(see data.make_dataset)")
-    split_seed: int = _opt(0, "seed of the stratified train/test split")
-    train_limit: int | None = _opt(None, "train on a stratified subset of this many images")
+    split_seed: int = _opt(0, "seed of the stratified train/test split", "int", 0)
+    train_limit: int | None = _opt(None, "train on a stratified subset of this many images", "int_or_none", 10)
     augment: str = _opt("default", "training augmentation: default (the data set's), none, "
-                                   "crop-flip")
+                                   "crop-flip", "choice", AUGMENTS)
     time_average_input: bool = _opt(False, "event data only: feed the network the input's mean "
                                            "over time at every step (the control: it cannot "
-                                           "see the order of the frames)")
+                                           "see the order of the frames)", "bool")
     # bits
     init: str = _opt("4/4/2", "initial W/S/T of every learned layer (integers); with event "
                               "data T must equal the data's frames (T is fixed by the binning: "
                               "learn_T and lam_T have no effect), e.g. 4/4/8")
     target: str = _opt("1/1/1", "target mean W/S/T of the bit loss, e.g. 1.5/1.5/1 (event data: "
                                 "T = the frames, as for init)")
-    learn_w: bool = _opt(True, "learn the weight bit widths Bw")
-    learn_s: bool = _opt(True, "learn the spike bit widths Bs")
-    learn_T: bool = _opt(True, "learn the temporal lengths T")
+    learn_w: bool = _opt(True, "learn the weight bit widths Bw", "bool")
+    learn_s: bool = _opt(True, "learn the spike bit widths Bs", "bool")
+    learn_T: bool = _opt(True, "learn the temporal lengths T", "bool")
     layer_bits: str = _opt("", "per-layer initial bits NAME=W/S/T[,NAME=W/S/T...] "
                                "(overrides init for those layers)")
-    lam_w: float = _opt(0.04, "penalty coefficient of |mean Bw - target|")
-    lam_s: float = _opt(0.04, "penalty coefficient of |mean Bs - target|")
-    lam_T: float = _opt(0.01, "penalty coefficient of |mean T - target|")
-    renewal: str = _opt("activation", f"step renewal: {', '.join(VARIANTS)}")
-    rho: float = _opt(0.24, "renewal switches off once |mean - target| < rho |init - target|")
+    lam_w: float = _opt(0.04, "penalty coefficient of |mean Bw - target|", "float", 0.0)
+    lam_s: float = _opt(0.04, "penalty coefficient of |mean Bs - target|", "float", 0.0)
+    lam_T: float = _opt(0.01, "penalty coefficient of |mean T - target|", "float", 0.0)
+    renewal: str = _opt("activation", f"step renewal: {', '.join(VARIANTS)}", "choice", VARIANTS)
+    rho: float = _opt(0.24, "renewal switches off once |mean - target| < rho |init - target|", "float", 0.0, 1.0)
     min_epoch: int | None = _opt(None, "renewal never switches off before this epoch "
-                                       "(default ceil(0.07 epochs))")
-    running_extrema: bool = _opt(False, "reference-code renewal: the clipping range never shrinks")
+                                       "(default ceil(0.07 epochs))", "int_or_none", 0)
+    running_extrema: bool = _opt(False, "reference-code renewal: the clipping range never shrinks", "bool")
     weight_renewal: str = _opt("grid", "how a weight step is renewed: grid (the grid search, "
                                        "the book's definitions) or range-ratio (the reference code: "
-                                       "s * qmax(new) / qmax(old))")
+                                       "s * qmax(new) / qmax(old))", "choice", WEIGHT_RENEWALS)
     # remedies against flip-flopping bit widths (all off: the paper's behaviour)
     hysteresis: float = _opt(0.0, "a bit width changes only when B_hat moves this far past the "
-                                  "half-way point (0: plain rounding)")
+                                  "half-way point (0: plain rounding)", "float", 0.0, 0.5, True)
     soft_bit_loss: bool = _opt(False, "bit loss on the un-rounded means of clip(B_hat) "
-                                      "(the paper: rounded)")
+                                      "(the paper: rounded)", "bool")
     bit_tolerance: float = _opt(0.0, "the bit loss is zero once a mean is within this of its "
-                                     "target (0: the paper's L1)")
-    freeze_bits: bool = _opt(False, "freeze a kind's bit widths once the switch-off rule fires")
-    renewal_limit: int = _opt(0, "at most this many renewals per quantizer and epoch (0: no limit)")
+                                     "target (0: the paper's L1)", "float", 0.0)
+    freeze_bits: bool = _opt(False, "freeze a kind's bit widths once the switch-off rule fires", "bool")
+    renewal_limit: int = _opt(0, "at most this many renewals per quantizer and epoch (0: no limit)", "int", 0)
     step_clamp: str = _opt("floor", "a step (S_q, Vth1) that an optimiser step made <= 0: floor "
                                     "(held at the smallest positive float, where its quantizer "
                                     "outputs 0) or reflect (s -> |s|; a weight quantizer computes "
-                                    "the same with s and -s)")
+                                    "the same with s and -s)", "choice", STEP_CLAMPS)
     bn_recalibrate: bool = _opt(False, "after each epoch, recompute BatchNorm statistics on the "
-                                       "training data with the epoch's final bits and steps")
+                                       "training data with the epoch's final bits and steps", "bool")
     project_at: int | None = _opt(None, "after this many epochs, replace the learned bits by the "
                                         "nearest whose weighted means land on the target, freeze "
-                                        "them and renew the steps (projection.py; none: never)")
+                                        "them and renew the steps (projection.py; none: never)", "int_or_none", 1)
     # neuron
-    tau: float = _opt(1.0, "membrane decay of the neuron (old neuron: 2)")
-    firing: str = _opt("round", f"spike count rule: {', '.join(FIRING_MODES)}")
-    per_step: bool = _opt(False, "every time step has its own Vth1 and Bs")
+    tau: float = _opt(1.0, "membrane decay of the neuron (old neuron: 2)", "float", 1.0)
+    firing: str = _opt("round", f"spike count rule: {', '.join(FIRING_MODES)}", "choice", FIRING_MODES)
+    per_step: bool = _opt(False, "every time step has its own Vth1 and Bs", "bool")
     amplitude: bool = _opt(False, "a separate learnable spike amplitude alpha (the old neuron: "
-                                  "with tau 2 and floor firing)")
+                                  "with tau 2 and floor firing)", "bool")
     full_precision: bool = _opt(False, "bypass every quantizer and neuron (a ReLU network; "
-                                       "use cfg.full_precision_baseline())")
+                                       "use cfg.full_precision_baseline())", "bool")
     # optimiser
-    optimizer: str = _opt("sgd", f"optimiser: {', '.join(OPTIMIZERS)}")
-    lr: float | None = _opt(None, "learning rate of weights and biases (sgd 0.05, adam 2e-3)")
-    lr_step: float | None = _opt(None, "learning rate of the steps S_q, Vth1 (sgd 0.05, adam 2e-3)")
-    lr_bits: float | None = _opt(None, "learning rate of the bit latents (sgd 0.1, adam 0.02)")
-    lr_T: float | None = _opt(None, "learning rate of the T latents (sgd 0.1, adam 0.02)")
-    momentum: float = _opt(0.9, "SGD momentum")
+    optimizer: str = _opt("sgd", f"optimiser: {', '.join(OPTIMIZERS)}", "choice", OPTIMIZERS)
+    lr: float | None = _opt(None, "learning rate of weights and biases (sgd 0.05, adam 2e-3)", "float_or_none", 0.0)
+    lr_step: float | None = _opt(None, "learning rate of the steps S_q, Vth1 (sgd 0.05, adam 2e-3)", "float_or_none", 0.0)
+    lr_bits: float | None = _opt(None, "learning rate of the bit latents (sgd 0.1, adam 0.02)", "float_or_none", 0.0)
+    lr_T: float | None = _opt(None, "learning rate of the T latents (sgd 0.1, adam 0.02)", "float_or_none", 0.0)
+    momentum: float = _opt(0.9, "SGD momentum", "float", 0.0, 1.0, True)
     weight_decay: float | None = _opt(None, "weight decay of weights and biases "
-                                            "(sgd 5e-4, adam 0)")
-    epochs: int = _opt(10, "epochs (the cosine schedule reaches 0 at the end)")
-    batch_size: int = _opt(64, "global batch size (split over ranks)")
-    seed: int = _opt(0, "seed of the initialisation and the data order")
+                                            "(sgd 5e-4, adam 0)", "float_or_none", 0.0)
+    epochs: int = _opt(10, "epochs (the cosine schedule reaches 0 at the end)", "int", 1)
+    batch_size: int = _opt(64, "global batch size (split over ranks)", "int", 1)
+    seed: int = _opt(0, "seed of the initialisation and the data order", "int", 0)
     # execution
     device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:N")
     dtype: str = _opt("float32", "float32, or float64 (slower; its last-bit differences between "
-                                 "machines stay small for longer: the fingerprint check)")
-    sync_stats: bool = _opt(True, "all-reduce the quantizers' init/renewal statistics over ranks")
+                                 "machines stay small for longer: the fingerprint check)", "choice", tuple(DTYPES))
+    sync_stats: bool = _opt(True, "all-reduce the quantizers' init/renewal statistics over ranks", "bool")
 
     # ------------------------------------------------------------------ variants
     def fixed(self, wst: str | None = None) -> "TrainConfig":
@@ -271,55 +274,26 @@ class TrainConfig:
     def validated(self) -> "TrainConfig":
         """Check every field (raise ``OptionError``, one line) and fill the derived defaults."""
         v = _Checker(self)
-        v.choice("arch", MODEL_NAMES)
-        v.int_or_none("width", 1)
-        v.choice("dataset", STATIC_DATASETS + EVENT_DATASETS)
+        for f in dataclasses.fields(self):
+            if f.metadata["check"]:
+                getattr(v, f.metadata["check"][0])(f.name, *f.metadata["check"][1:])
         data_options = _canonical_pairs("data_options", self.data_options, _parse_scalar)
         if "seed" in dict(data_options):
             raise OptionError("data_options", "", detail="use split_seed, not seed=, for the split")
-        v.int("split_seed", 0)
-        v.int_or_none("train_limit", 10)
-        v.choice("augment", AUGMENTS)
         init = _parse_wst("init", self.init, integers=True)
         target = _parse_wst("target", self.target, integers=False)
         for i, (name, extra) in enumerate((("W", 2), ("S", 2), ("T", 1))):
             if target[i] > init[i] + extra:
                 raise OptionError("target", f"<= init + {extra} for {name} (the bound)",
                                   self.target)
-        for name in ("learn_w", "learn_s", "learn_T", "running_extrema", "per_step",
-                     "sync_stats", "soft_bit_loss", "freeze_bits", "amplitude", "full_precision",
-                     "bn_recalibrate",
-                     "time_average_input"):
-            v.bool(name)
         _check_event_options(self)
         layer_bits = _canonical_pairs("layer_bits", self.layer_bits,
                                       lambda s: format_wst(_parse_wst("layer_bits", s, True)))
-        for name in ("lam_w", "lam_s", "lam_T"):
-            v.float(name, 0.0)
-        v.choice("renewal", VARIANTS)
-        v.choice("weight_renewal", WEIGHT_RENEWALS)
-        v.choice("step_clamp", STEP_CLAMPS)
-        v.float("rho", 0.0, 1.0)
-        v.int_or_none("min_epoch", 0)
-        v.float("hysteresis", 0.0, 0.5, open_high=True)
-        v.float("bit_tolerance", 0.0)
-        v.int("renewal_limit", 0)
-        v.int_or_none("project_at", 1)
         if self.project_at is not None and self.project_at >= self.epochs:
             raise OptionError("project_at", f"< epochs ({self.epochs}) or none", self.project_at)
         if self.project_at is not None and self.per_step:
             raise OptionError("project_at", "", self.project_at, detail="projection needs one Bs "
                               "per layer: use per_step false")
-        v.float("tau", 1.0)
-        v.choice("firing", FIRING_MODES)
-        v.choice("optimizer", OPTIMIZERS)
-        v.choice("dtype", tuple(DTYPES))
-        for name in ("lr", "lr_step", "lr_bits", "lr_T", "weight_decay"):
-            v.float_or_none(name, 0.0)
-        v.float("momentum", 0.0, 1.0, open_high=True)
-        v.int("epochs", 1)
-        v.int("batch_size", 1)
-        v.int("seed", 0)
         _check_device_name(self.device)  # whether CUDA is there is checked when training
         lr, lr_step, lr_bits, lr_T, wd = DEFAULT_LRS[self.optimizer]
 

@@ -558,3 +558,14 @@ def test_reflected_steps_keep_a_negative_step_alive():
     with torch.no_grad():
         stem.wq.step.neg_()
     assert torch.equal(stem.wq(w), q_pos)
+
+
+def test_every_config_field_declares_its_check():
+    """A field's range is declared with it (``_opt(default, help, check...)``); only the fields
+    whose values are parsed are checked by hand in ``validated()``.  A new field without either
+    fails here."""
+    unchecked = {f.name for f in dataclasses.fields(TrainConfig) if not f.metadata["check"]}
+    assert unchecked == {"data_options", "init", "target", "layer_bits", "device"}
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata["check"]:
+            assert hasattr(train_mod._Checker, f.metadata["check"][0]), f.name
