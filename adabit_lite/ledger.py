@@ -496,28 +496,32 @@ def _book_pair(records, factor):
 
 
 def _lbw_claim(chapter: str, target: str, diff: Rec, table: Rec, seeds: tuple, key: str,
-               title: str, section: str) -> Claim:
-    """LBW + renewal against U-quant at ``target`` as chapter ``chapter`` records it: the
-    difference and its p-value at ``diff``, the methods' rows (accuracy, std) in ``table``."""
+               title: str, section: str, b: str = "U-quant") -> Claim:
+    """LBW + renewal against ``b`` (U-quant, or LBW without renewal) at ``target`` as chapter
+    ``chapter`` records it: the difference and its p-value at ``diff``, the methods' rows
+    (accuracy, std) in ``table``."""
+    col_b = {"U-quant": "uquant", "LBW": "lbw"}[b]
+    statement = (f"At the target W/S/T = {target}, learned bit widths with activation renewal are more "
+                 "accurate than " + ("uniform quantization (U-quant) at the same target" if b == "U-quant"
+                                     else "the same learned bit widths without renewal"))
+
     def row(method, column):
         return Rec(chapter, table.path + ({"method": method}, column))
 
     return Claim(
-        key=key, paper="Yao et al.", title=title,
-        statement=(f"At the target W/S/T = {target}, learned bit widths with activation renewal are more "
-                   "accurate than uniform quantization (U-quant) at the same target"),
+        key=key, paper="Yao et al.", title=title, statement=statement,
         source=_cite("yao_ablation"), chapter=chapter, section=section,
-        measure="accuracy, LBW + renewal - U-quant (points)",
+        measure=f"accuracy, LBW + renewal - {b} (points)",
         setting=_training_setting(chapter, f", target {target}"),
         paper_number=fn(sub, pap("yao_ablation", "act_renew", target=target),
-                        pap("yao_ablation", "uquant", target=target)),
+                        pap("yao_ablation", col_b, target=target)),
         book=Rec(chapter, diff.path + ("difference",)), p=Rec(chapter, diff.path + ("p",)), tested=True,
-        spread=(row("LBW + renewal", "std"), row("U-quant", "std")), seeds=seeds,
+        spread=(row("LBW + renewal", "std"), row(b, "std")), seeds=seeds,
         paper_detail=lambda records, t=target: (
             f"{value(pap('yao_ablation', 'act_renew', target=t), records):.2f} vs "
-            f"{value(pap('yao_ablation', 'uquant', target=t), records):.2f}"),
+            f"{value(pap('yao_ablation', col_b, target=t), records):.2f}"),
         book_detail=lambda records: (f"{value(row('LBW + renewal', 'accuracy'), records):.2f} vs "
-                                     f"{value(row('U-quant', 'accuracy'), records):.2f}"),
+                                     f"{value(row(b, 'accuracy'), records):.2f}"),
     )
 
 
@@ -535,14 +539,15 @@ def _allocation_claim(target):
 FASHION = "05_fashion"
 
 
-def _fashion_claim(target):
-    """``_allocation_claim`` on chapter 5's Fashion-MNIST stage."""
-    diff = rec(FASHION, "differences", target, {"a": "LBW + renewal", "b": "U-quant"})
+def _fashion_claim(target, b="U-quant"):
+    """``_allocation_claim`` on chapter 5's Fashion-MNIST stage (against ``b``)."""
+    diff = rec(FASHION, "differences", target, {"a": "LBW + renewal", "b": b})
     return _lbw_claim(
         FASHION, target, diff, rec(FASHION, "landing", target),
         (Rec(FASHION, diff.path + ("runs a",)), Rec(FASHION, diff.path + ("runs b",))),
-        f"fashion-lbw-vs-uquant-{target}", f"learned bits beat U-quant at {target}, deeper stage",
-        "Landing on the target")
+        f"fashion-lbw-vs-uquant-{target}" if b == "U-quant" else "fashion-act-renewal",
+        f"learned bits beat U-quant at {target}, deeper stage" if b == "U-quant" else
+        "activation renewal helps, deeper stage", "Landing on the target", b=b)
 
 
 def _fashion_settle(key: str) -> Rec:  # chapter 5, the paper's rule at 1/1/1 on the deeper stage
@@ -700,6 +705,7 @@ CLAIMS: tuple[Claim, ...] = (
     # ------------------------------------------------------------ Yao et al.: training
     *(_allocation_claim(t) for t in ("1/1/1", "2/2/1", "3/4/1", "4/4/1")),
     *(_fashion_claim(t) for t in ("1/1/1", "2/2/1", "3/4/1", "4/4/1")),
+    _fashion_claim("1/1/1", b="LBW"),
     Claim(
         key="fashion-fig3-early", paper="Yao et al.", title="the bits settle early, deeper stage",
         statement=lambda: paper.paper_statements().loc["fig3_bit_reduction", "statement"],
