@@ -301,8 +301,8 @@ class TrainConfig:
             return float(default if value is None else value)
 
         return dataclasses.replace(
-            self, data_options=_format_pairs(data_options), init=format_wst(init),
-            target=format_wst(target), layer_bits=_format_pairs(layer_bits),
+            self, data_options=format_pairs(data_options), init=format_wst(init),
+            target=format_wst(target), layer_bits=format_pairs(layer_bits),
             lr=pick(self.lr, lr), lr_step=pick(self.lr_step, lr_step),
             lr_bits=pick(self.lr_bits, lr_bits), lr_T=pick(self.lr_T, lr_T),
             weight_decay=pick(self.weight_decay, wd),
@@ -447,7 +447,8 @@ def _canonical_pairs(option: str, text, convert) -> list[tuple[str, object]]:
     return sorted(pairs.items())
 
 
-def _format_pairs(pairs) -> str:
+def format_pairs(pairs) -> str:
+    """(key, value) pairs as an option text "key=value,..." (booleans as true/false), in order."""
     def fmt(v):
         return str(v).lower() if isinstance(v, bool) else str(v)
     return ",".join(f"{k}={fmt(v)}" for k, v in pairs)

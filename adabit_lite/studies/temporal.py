@@ -25,6 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import plotting, sweeps
+from ..data import bin_frames, make_dataset, make_moving_digits
+from ..layers import QuantConfig
+from ..models import build_model
+from ..sweeps import temporal_groups, temporal_split
+from ..train import TrainConfig, format_pairs, train
 from ..wst import parse_wst
 from . import stored_result
 from .allocation import mean_history, welch
@@ -38,9 +44,7 @@ BIN_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#8c564b")  # one per T, largest 
 def data_options(stream: dict, **more) -> str:
     """The moving-digits options ``stream`` (with ``more`` added or replacing them) as
     TrainConfig's data_options text "key=value,...", in their order."""
-    from ..train import _format_pairs
-
-    return _format_pairs({**stream, **more}.items())
+    return format_pairs({**stream, **more}.items())
 
 
 # ------------------------------------------------------------------ the data
@@ -58,7 +62,6 @@ def blindness_table(turns=(1, 2), bins=(8, 4, 2, 1), num_samples: int = 200, fra
     """Per number of turns (rows) and of time bins (columns): the fraction of pairs whose binned
     inputs are identical, so that no model can tell their labels apart (``options``: the other
     options of data.make_moving_digits, e.g. canvas, digit_size)."""
-    from ..data import bin_frames, make_moving_digits
 
     rows = []
     for n in turns:
@@ -80,8 +83,6 @@ def plot_event_bins(pair: torch.Tensor, bins) -> "matplotlib.figure.Figure":
     """One pair of event streams (``pair``: ``[2, F, 2, H, W]``, clockwise then counterclockwise)
     binned into each T of ``bins``: two rows of panels per T, one per member, one panel per bin;
     ON events red, OFF events blue, each T scaled to its largest bin count."""
-    from .. import plotting
-    from ..data import bin_frames
 
     T_max = max(bins)
     fig, axes = plotting.figure(ncols=T_max, nrows=2 * len(bins),
@@ -160,9 +161,6 @@ def untrained_order_demo(stream: dict, frames: int, bins: int, seed: int, width:
     ``stream``, ``frames`` frames summed into T = ``bins`` bins) fed to an untrained event CNN of
     ``width`` channels with ``bits``-bit weights and spikes at that T, its weights drawn after
     ``torch.manual_seed(seed)`` and its quantizer steps set by one training-mode pass."""
-    from ..data import make_dataset
-    from ..layers import QuantConfig
-    from ..models import build_model
 
     data = make_dataset("moving-digits", seed=0, **stream, T=frames, bins=bins)
     x = data.test.tensors[0][:2 * pairs].transpose(0, 1).contiguous()  # [T, 2 pairs, 2, H, W]
@@ -203,7 +201,6 @@ def live_configs(stream: dict, samples: int, epochs: int, /, frames: int, bins: 
     batch_size...; an ``epochs`` there is replaced by ``epochs``)."""
     import dataclasses
 
-    from ..train import TrainConfig
 
     split = f"1/1/{bins}"
     cfg = TrainConfig(arch="event-cnn", dataset="moving-digits", seed=seed, init=split,
@@ -218,7 +215,6 @@ def live_control(stream: dict, samples: int, epochs: int, /, frames: int, bins: 
                  **base) -> dict[str, dict]:
     """Train the two runs of ``live_configs`` (same arguments), not stored: per run, the final
     test accuracy and the test accuracy after each epoch (rounded to 0.1)."""
-    from ..train import train
 
     live = {}
     for name, cfg in live_configs(stream, samples, epochs, frames=frames, bins=bins, seed=seed,
@@ -255,7 +251,6 @@ def load_groups(results_dir, seeds, bins, data: str, train_missing: bool = False
     wanted and how many found."""
     from pathlib import Path
 
-    from ..sweeps import temporal_groups
 
     folder = Path(results_dir) / "temporal-budget"
     groups, wanted, found = {}, 0, 0
@@ -408,8 +403,6 @@ def plot_accuracy_vs_T(table: pd.DataFrame, shen: pd.DataFrame, yao: pd.DataFram
     learned bits and full precision, the time-average control as a cross, the ticks labelled with
     the fixed splits of Bit Budget ``budget``.  Right: the papers' CIFAR10-DVS rows (Shen et al.'s
     fixed splits, Yao et al.'s learned bits) against T, with the full-precision origin."""
-    from .. import plotting
-    from ..sweeps import temporal_split
 
     colors = {"fixed": plotting.COLORS["uquant"], "learned": plotting.COLORS["lbw_renew"],
               "full precision": plotting.COLORS["fp"]}
@@ -456,8 +449,6 @@ def plot_learned_bits(groups: dict[int, dict[str, list[dict]]], budget: int
                       ) -> "matplotlib.figure.Figure":
     """The learned runs' mean Bw (left) and Bs (right) after each epoch, mean over seeds, one
     line per T with its fixed split's bits (Bit Budget ``budget``) dashed in the same colour."""
-    from .. import plotting
-    from ..sweeps import temporal_split
 
     fig, axes = plotting.figure(ncols=2, nrows=1, figsize=(9.6, 3.4), sharey=True)
     palette = dict(zip(sorted(groups, reverse=True), BIN_COLORS))
@@ -575,18 +566,16 @@ def paper_claims(shen: pd.DataFrame, yao: pd.DataFrame, comparison: pd.DataFrame
 
 # ------------------------------------------------------------------ the chapter's parameters
 from .. import params as _p  # noqa: E402
-from .. import sweeps as _sweeps  # noqa: E402
-from ..train import TrainConfig as _TrainConfig  # noqa: E402
 
 #: the stored sweep's data options and training settings: the defaults of the chapter's parameters
-_DATA = _TrainConfig(data_options=_sweeps.TEMPORAL_DATA).dataset_options()
-_BASE = _sweeps.TEMPORAL_BASE
+_DATA = TrainConfig(data_options=sweeps.TEMPORAL_DATA).dataset_options()
+_BASE = sweeps.TEMPORAL_BASE
 
 # nb/08_temporal.ipynb's parameters (its validation cell: ``params.check(PARAMETERS, globals())``)
 PARAMETERS = _p.declare(
     _p.results_dir("stored sweep results: results/temporal-budget"),
     _p.seeds("seeds of every setting in the tables"),
-    _p.Param("bins", "choice", list(_sweeps.TEMPORAL_BINS), "time bins T of the 8-frame event stream (each must divide 8)",
+    _p.Param("bins", "choice", list(sweeps.TEMPORAL_BINS), "time bins T of the 8-frame event stream (each must divide 8)",
              choices=(8, 4, 2, 1), many=True, note="dividing the 8 frames and the Bit Budget 8"),
     _p.Param("num_samples", "int", _DATA["num_samples"], "samples of the event stream data set: 500 pairs, 800 train and "
              "200 test", low=20, high=10**6, even=True),
