@@ -426,7 +426,8 @@ def budget_sentence(table: pd.DataFrame, budget: int, order: str) -> str:
     return text + "."
 
 
-#: what T adds on a static image (shown whenever a spike-bits-vs-time-steps pair has runs)
+# what T adds on a static image (shown whenever a spike-bits-vs-time-steps pair has runs;
+# a plain comment: the API page would show the text, whose $ math renders only in a chapter)
 WHAT_T_BUYS = (
     "What $T$ buys here: on a static image every step sees the same input, so $T$ steps "
     "of $B_s$ bits give each learned layer's input a grid of $T(2^{B_s}-1)+1$ levels, "
