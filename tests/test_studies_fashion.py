@@ -62,3 +62,23 @@ def test_a_remedy_without_runs_at_both_targets_is_not_judged():
     table = fa.remedy_table(stage(ON_221, []), "R")
     assert list(table["target"]) == ["2/2/1"]
     assert "not judged yet" in fa.remedy_verdict(table, "R")
+
+
+def test_chance_from_is_the_epoch_the_accuracy_fell_to_stay():
+    collapsed = {"failure": {"epoch": 10}, "history": [{"test_accuracy": a} for a in
+                                                        (47.9, 66.4, 59.7, 81.4, 82.8, 10.0, 10.4, 10.0, 10.0, 10.0)]}
+    assert fa.chance_from(collapsed) == 6
+    dipped = {"failure": {"epoch": 5}, "history": [{"test_accuracy": a} for a in (10.0, 50.0, 10.5, 10.0, 10.0)]}
+    assert fa.chance_from(dipped) == 3  # the first epoch at chance came back up: not counted
+    assert fa.chance_from({"history": collapsed["history"]}) is None  # not a failed run
+
+
+def test_collapse_sentence_counts_the_failed_seeds_per_rule():
+    import pandas as pd
+    table = pd.DataFrame({"seed": [0, 1, 2], "floor: accuracy": [87.7, 10.0, 10.0],
+                          "floor: at chance from epoch": ["-", 6, 7],
+                          "reflect: accuracy": [87.7, 87.1, None],
+                          "reflect: at chance from epoch": ["-", "-", None]})
+    assert fa.collapse_sentence(table) == (
+        "With the step floor, 2 of 3 seeds failed (seed 1 from epoch 6, seed 2 from epoch 7); "
+        "with reflected steps, 0 of 2 seeds failed.")

@@ -21,6 +21,7 @@ from scipy import stats
 
 from .. import sweeps
 from ..results import find_result, result_key
+from ..train import CHANCE_MARGIN
 from ..wst import parse_wst
 from . import allocation as al
 from .allocation import PAPER_COLUMNS, PAPER_RULE, difference, settling  # noqa: F401 (the page's names)
@@ -128,8 +129,9 @@ def layer_pattern(layers: pd.DataFrame) -> dict:
 
 
 def failures(stage: Stage) -> pd.DataFrame:
-    """One row per stored run that failed (``train.blew_up``): target, method, seed, the epoch it
-    ended, why, and the quantizers whose step sat at its floor."""
+    """One row per stored run that failed (``train.blew_up``): target, method, seed, the epoch its
+    failure was found, the epoch from which it sat at chance (``chance_from``), why, and the
+    quantizers whose step sat at its floor."""
     rows = []
     for target, methods in stage.groups.items():
         for method, runs in methods.items():
@@ -137,17 +139,31 @@ def failures(stage: Stage) -> pd.DataFrame:
                 if r.get("failure"):
                     f = r["failure"]
                     rows.append({"target": target, "method": method, "seed": r["parameters"]["seed"],
-                                 "epoch": f["epoch"], "reason": f["reason"].split(":")[0],
+                                 "epoch": f["epoch"], "at chance from epoch": chance_from(r) or "-",
+                                 "reason": f["reason"].split(":")[0],
                                  "steps at floor": ", ".join(f.get("steps_at_floor", [])) or "-"})
-    columns = ["target", "method", "seed", "epoch", "reason", "steps at floor"]
+    columns = ["target", "method", "seed", "epoch", "at chance from epoch", "reason", "steps at floor"]
     return pd.DataFrame(rows, columns=columns).drop_duplicates(["method", "seed", "epoch"])
+
+
+def chance_from(result: dict) -> int | None:
+    """For a failed run: the epoch (1-based) from which its test accuracy stayed within
+    ``train.CHANCE_MARGIN`` of its final value (for a collapse, when it fell to chance; the failure
+    record names the epoch it was found, after training).  None for a run that did not fail."""
+    if not result.get("failure"):
+        return None
+    acc = [h["test_accuracy"] for h in result["history"]]
+    epoch = len(acc)
+    while epoch > 1 and acc[epoch - 2] <= acc[-1] + CHANCE_MARGIN:
+        epoch -= 1
+    return epoch
 
 
 def collapse_table(results_dir: str | Path = sweeps.RESULTS, train_missing: bool = False,
                    base: dict | None = None, seeds=sweeps.FASHION_COLLAPSE_SEEDS) -> pd.DataFrame:
     """The paper's rule at 1/1/1, seed by seed, with the step floor and with reflected steps
-    (sweep ``fashion-collapse``): final accuracy, the epoch a failed run ended and the quantizers
-    whose step sat at the floor.  Stored runs only (``train_missing``: train the others)."""
+    (sweep ``fashion-collapse``): final accuracy, the epoch from which a failed run sat at chance
+    (``chance_from``) and the quantizers whose step sat at the floor.  Stored runs only (``train_missing``: train the others)."""
     root, rows = Path(results_dir) / "fashion-collapse", []
     for seed in seeds:
         row = {"seed": seed}
@@ -159,11 +175,28 @@ def collapse_table(results_dir: str | Path = sweeps.RESULTS, train_missing: bool
                     continue
                 f = r.get("failure") or {}
                 row[f"{clamp}: accuracy"] = r["metrics"]["accuracy"]
-                row[f"{clamp}: failed at epoch"] = f.get("epoch", "-")
+                row[f"{clamp}: at chance from epoch"] = chance_from(r) or "-"
                 if clamp == "floor":
                     row["floor: steps at floor"] = ", ".join(f.get("steps_at_floor", [])) or "-"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def collapse_sentence(table: pd.DataFrame) -> str:
+    """How many stored seeds of ``collapse_table`` failed with each rule, and when they fell."""
+    parts = []
+    for clamp, rule in (("floor", "the step floor"), ("reflect", "reflected steps")):
+        column = f"{clamp}: at chance from epoch"
+        if column not in table:
+            parts.append(f"with {rule}, no stored run")
+            continue
+        got = table[table[f"{clamp}: accuracy"].notna()]
+        failed = got[got[column] != "-"]
+        when = ", ".join(f"seed {int(r.seed)} from epoch {r[column]}" for _, r in failed.iterrows())
+        parts.append(f"with {rule}, {len(failed)} of {len(got)} seeds failed"
+                     + (f" ({when})" if when else ""))
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 def load_small(results_dir: str | Path = sweeps.RESULTS, targets=sweeps.ALLOCATION_TARGETS
