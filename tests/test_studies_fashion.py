@@ -44,8 +44,8 @@ def test_each_criterion_that_fails_is_named_with_its_numbers():
     assert verdict.startswith("**R does not land**")
     assert "50% of runs at 2/2/1, 0% of runs at 1.5/1.5/1" in verdict
     assert "1.5/1.5/1 ended at 1.80/1.80" in verdict
-    assert "1 of 4 runs with an epoch falling more than 5 points" in verdict
-    assert "0 of 1 at 2/2/1, 0 of 1 at 1.5/1.5/1" in verdict  # U-quant's own drops
+    assert "1 of 4 runs with an epoch falling more than 5 points (at epochs 3;" in verdict
+    assert "0 of 1 at 2/2/1, 0 of 1 at 1.5/1.5/1)" in verdict  # U-quant's own drops: none
 
 
 def test_a_significantly_lower_accuracy_fails_and_a_noisy_one_does_not():
@@ -82,3 +82,11 @@ def test_collapse_sentence_counts_the_failed_seeds_per_rule():
     assert fa.collapse_sentence(table) == (
         "With the step floor, 2 of 3 seeds failed (seed 1 from epoch 6, seed 2 from epoch 7); "
         "with reflected steps, 0 of 2 seeds failed.")
+
+
+def test_fall_epochs_lists_where_any_run_fell_more_than_5_points():
+    runs = [run(2, 2, 80.0, (70.0, 60.0, 75.0)), run(2, 2, 86.0, (80.0, 79.0, 90.0))]
+    # first: 70 -> 60 at epoch 2 (a fall of 10), 75 -> 80 no; second: 90 -> 86 (4): no fall
+    assert fa.fall_epochs(runs) == [2]
+    assert fa.fall_epochs([run(2, 2, 80.0, (80.0, 74.9, 80.0))]) == [2]  # 5.1 points
+    assert fa.fall_epochs([run(2, 2, 80.0, (80.0, 75.0, 80.0))]) == []  # exactly 5: not a fall

@@ -242,14 +242,24 @@ DROP_POINTS = 5.0  # an epoch whose test accuracy falls more than this below the
 RULE_COLUMN = "paper's rule"  # remedy_table's column of the paper's rule's mean accuracy
 
 
+def fall_epochs(runs: list[dict]) -> list[int]:
+    """The epochs (1-based, sorted) at which any of ``runs`` fell more than ``DROP_POINTS`` below
+    its epoch before."""
+    falls = set()
+    for r in runs:
+        acc = [h["test_accuracy"] for h in r["history"]]
+        falls |= {e + 2 for e, (a, b) in enumerate(zip(acc, acc[1:])) if a - b > DROP_POINTS}
+    return sorted(falls)
+
+
 def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame:
     """One row per target of ``REMEDY_TARGETS`` for ``method``: its runs, the share whose final
     mean W and S are both within ``FINE`` of the target, the mean final W and S, the target nearest
-    that mean (the larger of |dW|, |dS|), the runs with an epoch falling more than ``DROP_POINTS``,
-    the same count over the U-quant runs there (the stage's own noise; at a fractional target, the
-    nearest uniform settings'), the accuracy mean against
-    the paper's rule, and whether the accuracy is significantly lower
-    (the paper's rule ahead with Welch p < ``alpha``)."""
+    that mean (the larger of |dW|, |dS|), the runs with an epoch falling more than ``DROP_POINTS``
+    and those epochs (``fall_epochs``), the same over the U-quant runs there (the stage's own
+    noise; at a fractional target, the nearest uniform settings'), the accuracy mean against the
+    paper's rule, and whether the accuracy is significantly lower (the paper's rule ahead with
+    Welch p < ``alpha``)."""
     rows = []
     for target in REMEDY_TARGETS:
         runs = stage.groups.get(target, {}).get(method, [])
@@ -261,6 +271,8 @@ def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame
         mean = (float(w.mean()), float(s_.mean()))
         nearest = min(REMEDY_TARGETS, key=lambda t: max(abs(m - v) for m, v in
                                                          zip(mean, parse_wst(t)[:2])))
+        uquant = [r for m, group in stage.groups[target].items() if m.startswith("U-quant")
+                  for r in group]
         acc = [r["metrics"]["accuracy"] for r in runs]
         acc_rule = [r["metrics"]["accuracy"] for r in rule]
         p = al.welch(acc, acc_rule)
@@ -268,9 +280,9 @@ def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame
                      "W and S within 0.1": float(np.mean((abs(w - tw) <= FINE) & (abs(s_ - ts) <= FINE))),
                      "W": mean[0], "S": mean[1], "nearest target": nearest,
                      "runs with a drop > 5": sum(al.worst_drop(r) > DROP_POINTS for r in runs),
-                     "U-quant runs with a drop > 5": sum(
-                         al.worst_drop(r) > DROP_POINTS for m, group in stage.groups[target].items()
-                         if m.startswith("U-quant") for r in group),
+                     "fall epochs": fall_epochs(runs),
+                     "U-quant runs with a drop > 5": sum(al.worst_drop(r) > DROP_POINTS for r in uquant),
+                     "U-quant fall epochs": fall_epochs(uquant),
                      "U-quant runs": sum(len(g) for m, g in stage.groups[target].items()
                                          if m.startswith("U-quant")),
                      "accuracy": float(np.mean(acc)),
@@ -300,11 +312,16 @@ def remedy_verdict(table: pd.DataFrame, method: str) -> str:
             f"{t} ended at {rows.loc[t, 'W']:.2f}/{rows.loc[t, 'S']:.2f}" for t in REMEDY_TARGETS))
     drops = int(rows["runs with a drop > 5"].sum())
     if drops:
+        def epochs(column):
+            return ", ".join(map(str, sorted(set().union(*map(set, rows[column])))))
+
         missed.append(f"{drops} of {int(rows['runs'].sum())} runs with an epoch falling more than "
-                      "5 points (U-quant, the stage's own noise: " + ", ".join(
+                      f"5 points (at epochs {epochs('fall epochs')}; U-quant, the stage's own "
+                      "noise: " + ", ".join(
                           f"{int(rows.loc[t, 'U-quant runs with a drop > 5'])} of "
                           f"{int(rows.loc[t, 'U-quant runs'])} at {t}" for t in REMEDY_TARGETS)
-                      + ")")
+                      + (f", at epochs {epochs('U-quant fall epochs')}"
+                         if epochs('U-quant fall epochs') else "") + ")")
     lower = [t for t in REMEDY_TARGETS if rows.loc[t, "lower"]]
     if lower:
         missed.append("accuracy significantly below the paper's rule at " + ", ".join(
