@@ -37,7 +37,7 @@ the sign of ``e_paper`` (or ``direction`` where the paper states a direction and
 4. Otherwise the size decides.  With ``tolerance`` t, the book's effect **reproduces** the paper's
    when ``|e_book| >= (1 - t) |e_paper|`` (for a claim whose effect is stronger when it is smaller,
    such as "within the first eighth of training": ``|e_book| <= |e_paper| / (1 - t)``), and is
-   **same direction, smaller** when it falls short.  A paper that states only a direction
+   **same direction, weaker** when it falls short.  A paper that states only a direction
    reproduces with any effect that passed steps 2 and 3.  t is ``CROSS_SETTING`` (one half) where
    the book measures the effect in another setting than the paper (a small network on small data
    for a few epochs against ResNet-20 on CIFAR-10 for 200 epochs: only the direction and the rough
@@ -61,7 +61,7 @@ from typing import Any, Callable
 from . import paper
 
 REPRODUCES = "reproduces"
-SMALLER = "same direction, smaller"
+SMALLER = "same direction, weaker"
 NO_DIFFERENCE = "no significant difference"
 REVERSED = "reversed"
 NOT_RUN = "not run here"
@@ -1044,7 +1044,7 @@ def summary_lines(ledger: list[dict]) -> list[str]:
 
     return [first,
             f"Reproduced here: {titles(REPRODUCES)}.",
-            f"Found in the same direction, but smaller: {titles(SMALLER)}.",
+            f"Found in the same direction, but weaker: {titles(SMALLER)}.",
             f"No significant difference here: {titles(NO_DIFFERENCE)}.",
             f"Reversed here: {titles(REVERSED)}. Not run here: {titles(NOT_RUN)}."]
 

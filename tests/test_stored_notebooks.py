@@ -23,7 +23,7 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_no_stderr_and_no_checkout_path_in_outputs(path):
+def test_no_stderr_and_no_machine_path_in_outputs(path):
     """A warning printed to stderr names the file it came from, so a clone in another folder
     fails nbval on it (this happened: scipy's precision warning from a Welch test)."""
     for i, out in outputs(path):
@@ -31,3 +31,4 @@ def test_no_stderr_and_no_checkout_path_in_outputs(path):
             f"{path.name} cell {i} printed to stderr: {''.join(out['text'])[:200]}"
         text = json.dumps(out.get("text", out.get("data", {}).get("text/plain", "")))
         assert str(ROOT) not in text, f"{path.name} cell {i} shows this checkout's path"
+        assert str(Path.home()) + "/" not in text, f"{path.name} cell {i} shows this machine's home folder"

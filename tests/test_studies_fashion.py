@@ -6,8 +6,9 @@ import pytest
 from adabit_lite.studies import fashion as fa
 
 
-def run(W, S, acc, curve=(80.0, 82.0, 84.0)):
-    return {"metrics": {"W": W, "S": S, "T": 1.0, "accuracy": acc},
+def run(W, S, acc, curve=(80.0, 82.0, 84.0), target=None):
+    return {"parameters": {"target": target or f"{W}/{S}/1"},
+            "metrics": {"W": W, "S": S, "T": 1.0, "accuracy": acc},
             "history": [{"test_accuracy": a} for a in list(curve) + [acc]]}
 
 
@@ -45,7 +46,7 @@ def test_each_criterion_that_fails_is_named_with_its_numbers():
     assert "50% of runs at 2/2/1, 0% of runs at 1.5/1.5/1" in verdict
     assert "1.5/1.5/1 ended at 1.80/1.80" in verdict
     assert "1 of 4 runs with an epoch falling more than 5 points (at epochs 3;" in verdict
-    assert "0 of 1 at 2/2/1, 0 of 1 at 1.5/1.5/1)" in verdict  # U-quant's own drops: none
+    assert "0 of 1 at 2/2/1, 0 of 1 at 1/1/1)" in verdict  # U-quant's own drops: none
 
 
 def test_a_significantly_lower_accuracy_fails_and_a_noisy_one_does_not():

@@ -43,3 +43,17 @@ def test_rows_cover_every_paper_cell_and_find_only_exact_keys(tmp_path):
     assert done == [{"data": "CIFAR-10", "target": "1/1/1", "method": "+ activation renewal",
                      "paper top-1": pytest.approx(float(hit.iloc[0]["paper top-1"])),
                      "ours top-1": 71.23}]
+
+
+def test_cifar_status_names_no_home_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path))
+
+    def missing(name):
+        raise FileNotFoundError(f"{tmp_path}/.adabit/data does not exist")
+
+    monkeypatch.setattr(sc.data, "find_cifar_folder", missing)
+    assert sc.cifar_status("cifar10") == "cifar10: not on this machine. ~/.adabit/data does not exist"
+    monkeypatch.setattr(sc.data, "find_cifar_folder", lambda name: tmp_path / "c10")
+    assert sc.cifar_status("cifar10") == "cifar10: found in ~/c10"

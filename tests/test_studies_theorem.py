@@ -117,7 +117,7 @@ def test_paper_renewal_not_better_and_error_findings():
     assert lines[0] == ("b=2 b'=1: stale 0.200000  renewed paper 0.600000  renewed optimal 0.100000"
                         "  stale/paper 0.3333  stale/optimal 2.0000")
     assert lines[3:] == ["pairs where renewing to the paper's step is worse than keeping the stale step: "
-                         "[[2, 1], [3, 1]]", "smallest stale/optimal ratio: 2.0000",
+                         "(b, b') = (2, 1) and (3, 1)", "smallest stale/optimal ratio: 2.0000",
                          "Monte Carlo within 5 SE of the closed form: False"]
 
 
@@ -266,7 +266,7 @@ def test_paper_vs_book_verdicts():
         "not MSE-optimal: at b = 1 the optimum is 1.2240 sigma, not 3 sigma (paper step MSE +241 %); "
         "the paper step is above the optimum for every b <= 3")
     assert book["renewing the step after a bit drop lowers the error"].endswith(
-        "(stale/optimal >= 1.10); renewing to the paper's step is worse than keeping the stale step at [[2, 1]]")
+        "(stale/optimal >= 1.10); renewing to the paper's step is worse than keeping the stale step at (b, b') = (2, 1)")
     assert book["grid-search renewal (K = 100, p = 2.4)"] == ("MSE within 5.7 % of the optimum for b = 1 .. 3 "
                                                                "(paper step: up to 241 %)")
     assert summary["setting"].iloc[-1] == "500 half-normal samples, float32"
@@ -296,3 +296,9 @@ def test_figures_draw_the_tables():
     fig = th.plot_t_steps(curves_by_hand())
     assert fig.axes[0].get_title() == "b = 2 -> b' = 1"
     plt.close(fig)
+
+
+def test_pairs_text_reads_as_words():
+    assert th.pairs_text([]) == "no pair"
+    assert th.pairs_text([[2, 1]]) == "(b, b') = (2, 1)"
+    assert th.pairs_text([[2, 1], [3, 1], [4, 2]]) == "(b, b') = (2, 1), (3, 1) and (4, 2)"

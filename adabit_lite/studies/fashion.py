@@ -104,7 +104,8 @@ def difference_sentence(d: dict, alpha: float = 0.05) -> str:
     """One sentence for a ``difference``: which is ahead, by how much, whether it is significant."""
     if math.isnan(d["difference"]):
         return f"{d['a']} against {d['b']}: not stored yet"
-    sig = (f"significant (Welch p = {d['p']:.3f})" if d["p"] < alpha else
+    shown = "< 0.001" if d["p"] < 0.001 else f"= {d['p']:.3f}"
+    sig = (f"significant (Welch p {shown})" if d["p"] < alpha else
            f"not significant (Welch p = {d['p']:.2f})") if not math.isnan(d["p"]) else \
         "untested (too few runs)"
     failed = "".join(f"; {d[f'failed {s}']} of {d[f'runs {s}']} {d[s]} runs collapsed"
@@ -283,6 +284,7 @@ def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame
                      "fall epochs": fall_epochs(runs),
                      "U-quant runs with a drop > 5": sum(al.worst_drop(r) > DROP_POINTS for r in uquant),
                      "U-quant fall epochs": fall_epochs(uquant),
+                     "U-quant settings": " and ".join(sorted({r["parameters"]["target"] for r in uquant})),
                      "U-quant runs": sum(len(g) for m, g in stage.groups[target].items()
                                          if m.startswith("U-quant")),
                      "accuracy": float(np.mean(acc)),
@@ -319,7 +321,8 @@ def remedy_verdict(table: pd.DataFrame, method: str) -> str:
                       f"5 points (at epochs {epochs('fall epochs')}; U-quant, the stage's own "
                       "noise: " + ", ".join(
                           f"{int(rows.loc[t, 'U-quant runs with a drop > 5'])} of "
-                          f"{int(rows.loc[t, 'U-quant runs'])} at {t}" for t in REMEDY_TARGETS)
+                          f"{int(rows.loc[t, 'U-quant runs'])} at {rows.loc[t, 'U-quant settings']}"
+                          for t in REMEDY_TARGETS)
                       + (f", at epochs {epochs('U-quant fall epochs')}"
                          if epochs('U-quant fall epochs') else "") + ")")
     lower = [t for t in REMEDY_TARGETS if rows.loc[t, "lower"]]
@@ -408,8 +411,11 @@ def figure4_verdict(pattern: dict) -> str:
     """Figure 4's statements against a ``layer_pattern``."""
     def sign(x, more="more", fewer="fewer"):
         return f"{abs(x):.2f} bits {more if x > 0 else fewer}" if abs(x) >= 0.005 else "the same"
-    larger = ("larger layers get fewer weight bits, as in the paper" if pattern["rho weights-Bw"] < 0
-              else "larger layers do not get fewer weight bits, unlike the paper")
+    def fewer(rho, what):
+        return (f"larger layers get fewer {what} bits, as in the paper" if rho < 0 else
+                f"larger layers do not get fewer {what} bits, unlike the paper")
+    larger = (f"{fewer(pattern['rho weights-Bw'], 'weight')}; "
+              f"{fewer(pattern['rho features-Bs'], 'spike')}")
     return (f"Against Figure 4: rank correlation of weight count with Bw "
             f"{pattern['rho weights-Bw']:+.2f}, of input features with Bs "
             f"{pattern['rho features-Bs']:+.2f}: {larger}. The first layer has "

@@ -7,8 +7,11 @@ device; ``stored_accuracy`` looks its key up under the results folder (never a n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
+from .. import data
 from ..paper import paper_table
 from ..results import find_result
 from ..train import TrainConfig, command_line
@@ -74,3 +77,12 @@ def scale_record(runs: pd.DataFrame) -> dict:
                       "paper top-1": r["paper top-1"],
                       "ours top-1": None if r["ours top-1"] == NOT_RUN else float(r["ours top-1"])}
                      for r in runs.to_dict("records")]}
+
+
+def cifar_status(name: str) -> str:
+    """Where ``data.find_cifar_folder`` finds CIFAR set ``name``, or why not (the home folder
+    written as ~, so that a page built on one machine names no other's paths)."""
+    try:
+        return f"{name}: found in {data.find_cifar_folder(name)}".replace(str(Path.home()), "~")
+    except FileNotFoundError as missing:
+        return f"{name}: not on this machine. {missing}".replace(str(Path.home()), "~")

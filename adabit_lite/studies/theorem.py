@@ -187,6 +187,15 @@ def paper_renewal_not_better(errs: pd.DataFrame) -> list[list[int]]:
             if ratio <= 1]
 
 
+def pairs_text(pairs) -> str:
+    """Bit drops [[b, b'], ...] in words: "(b, b') = (2, 1) and (3, 1)" ("no pair" if none)."""
+    if not pairs:
+        return "no pair"
+    shown = [f"({b}, {bn})" for b, bn in pairs]
+    return "(b, b') = " + (shown[0] if len(shown) == 1 else
+                           ", ".join(shown[:-1]) + " and " + shown[-1])
+
+
 def error_record(errs: pd.DataFrame) -> dict:
     """The chapter's record of :func:`error_table`."""
     return dict(stale_error=by_pair(errs, "stale"),
@@ -214,7 +223,7 @@ def error_findings(errs: pd.DataFrame) -> str:
     z_cols = [f"z {name}" for name in ERROR_KINDS]
     lines += [
         "pairs where renewing to the paper's step is worse than keeping the stale step: "
-        f"{paper_renewal_not_better(errs)}",
+        f"{pairs_text(paper_renewal_not_better(errs))}",
         f"smallest stale/optimal ratio: {errs['stale/optimal'].min():.4f}",
         f"Monte Carlo within 5 SE of the closed form: {bool((errs[z_cols].abs() < Z_LIMIT).all().all())}",
     ]
@@ -618,7 +627,7 @@ def paper_vs_book(prob: pd.DataFrame, errs: pd.DataFrame, dec: pd.DataFrame, opt
          "paper": "renewal helps",
          "this book": (f"renewing to the MSE-optimal step always helps (stale/optimal >= "
                        f"{errs['stale/optimal'].min():.2f}); renewing to the paper's step is worse than keeping "
-                       f"the stale step at {paper_renewal_not_better(errs)}"),
+                       f"the stale step at {pairs_text(paper_renewal_not_better(errs))}"),
          "setting": setting},
         {"claim": f"grid-search renewal (K = {K_GRID}, p = 2.4)",
          "paper": "Algorithm 1 finds the step",
