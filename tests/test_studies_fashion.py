@@ -45,7 +45,7 @@ def test_each_criterion_that_fails_is_named_with_its_numbers():
     assert verdict.startswith("**R does not land**")
     assert "50% of runs at 2/2/1, 0% of runs at 1.5/1.5/1" in verdict
     assert "1.5/1.5/1 ended at 1.80/1.80" in verdict
-    assert "1 of 4 runs with an epoch falling more than 5 points (at epochs 3;" in verdict
+    assert "1 of 4 runs with an epoch falling more than 5 points (at epoch 3;" in verdict
     assert "0 of 1 at 2/2/1, 0 of 1 at 1/1/1)" in verdict  # U-quant's own drops: none
 
 

@@ -315,15 +315,17 @@ def remedy_verdict(table: pd.DataFrame, method: str) -> str:
     drops = int(rows["runs with a drop > 5"].sum())
     if drops:
         def epochs(column):
-            return ", ".join(map(str, sorted(set().union(*map(set, rows[column])))))
+            found = sorted(set().union(*map(set, rows[column])))
+            return ("epoch " if len(found) == 1 else "epochs ") + ", ".join(map(str, found)) \
+                if found else ""
 
         missed.append(f"{drops} of {int(rows['runs'].sum())} runs with an epoch falling more than "
-                      f"5 points (at epochs {epochs('fall epochs')}; U-quant, the stage's own "
+                      f"5 points (at {epochs('fall epochs')}; U-quant, the stage's own "
                       "noise: " + ", ".join(
                           f"{int(rows.loc[t, 'U-quant runs with a drop > 5'])} of "
                           f"{int(rows.loc[t, 'U-quant runs'])} at {rows.loc[t, 'U-quant settings']}"
                           for t in REMEDY_TARGETS)
-                      + (f", at epochs {epochs('U-quant fall epochs')}"
+                      + (f", at {epochs('U-quant fall epochs')}"
                          if epochs('U-quant fall epochs') else "") + ")")
     lower = [t for t in REMEDY_TARGETS if rows.loc[t, "lower"]]
     if lower:
