@@ -30,6 +30,7 @@ from .. import data, meter, plotting
 from ..layers import QConv2d, QuantConfig, QuantLayer
 from ..models import build_model
 from ..paper import METER_ARCH
+from . import json_rows
 
 # Plain ResNet-34 (Ternary Spike, tdBN's Spiking-ResNet-34, hybrid training) has the same conv and fc
 # layers as SEW-ResNet-34: a SEW block only changes how the residual is added, which costs nothing.
@@ -88,12 +89,9 @@ def fmt_pub(v) -> str:
 
 
 def records(table: pd.DataFrame, keys: dict) -> list[dict]:
-    """The rows of ``table`` as dicts to record: the columns ``keys`` names, under its keys; a
-    missing number (NaN) becomes None."""
-    def value(v):
-        return None if isinstance(v, float) and math.isnan(v) else v
-
-    return [{key: value(row[col]) for col, key in keys.items()} for row in table.to_dict("records")]
+    """The rows of ``table`` to record: the columns ``keys`` names, under its keys, JSON-ready
+    (``studies.json_rows``: a missing number becomes None)."""
+    return json_rows(table, keys)
 
 
 def _row(table: pd.DataFrame, method: str) -> pd.Series:

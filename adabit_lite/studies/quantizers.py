@@ -35,6 +35,7 @@ from ..layers import clamp_, quant_layers
 from ..loss import BitTarget, bit_loss, bit_stats
 from ..neuron import SpikingNeuron, neuron_trace
 from ..train import TrainConfig, build
+from . import json_rows
 
 LN2 = math.log(2.0)
 #: the bit drops the chapter evaluates (b -> b')
@@ -592,12 +593,8 @@ SEQUENCES = ((3, 2, 1), (2, 1, 2, 1))
 
 
 def records(df: pd.DataFrame) -> list[dict]:
-    """The rows of ``df`` as JSON-ready dicts for ``results.record``: numpy scalars as Python
-    numbers, NaN as None."""
-    def plain(v):
-        v = v.item() if hasattr(v, "item") else v
-        return None if isinstance(v, float) and math.isnan(v) else v
-    return [{k: plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+    """The rows of ``df`` as JSON-ready dicts for ``results.record`` (``studies.json_rows``)."""
+    return json_rows(df)
 
 
 def span(values, fmt: str = ".1f") -> str:
