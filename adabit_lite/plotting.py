@@ -6,6 +6,7 @@
     plotting.seed_comparison(ax, {"U-quant": accs_u, "LBW": accs_l})  # seeds, mean, 95 % CI
     plotting.annotated_heatmap(ax, grid)   # numbers white on dark cells, black on light ones
     plotting.label_points(ax, x, y, labels)  # point labels placed clear of every marker
+    plotting.legend_below(fig)             # one legend under the panels, clear of the data
 
 The drawing helpers draw on an axes made by :func:`figure` (the book's one style, ``STYLE``);
 the first two with seaborn.  ``show_table``, ``show_folded`` and ``show_text`` render tables,
@@ -211,6 +212,87 @@ def label_points(ax, x, y, labels, colors=None, *, fontsize: float | None = None
     return out
 
 
+def legend_below(where, handles=None, labels=None, *, ncol: int | None = None, fontsize: float = 8,
+                 title: str | None = None, pad: float = 4.0):
+    """A legend under the axes, where it covers no data (a legend inside a panel covers lines or
+    markers as soon as the data fill the panel).
+
+    ``where``: a Figure (one legend for all its panels, centred under them) or one Axes (a legend
+    under that panel only, for panels whose entries differ).  ``handles``/``labels``: default, the
+    labelled artists of the panel(s), each label once in the order first drawn.  Legends already
+    drawn on those panels are removed.  ``ncol``: default, as many columns as fit the figure's
+    width (a Figure) or the panel's (an Axes), the rows then filled evenly.  ``pad``: points
+    between the lowest tick or axis label and the legend.  A figure with ``layout="constrained"``
+    keeps the legend inside itself (room is made below the panels); otherwise the legend hangs
+    below the figure's edge and ``savefig`` (bbox "tight") takes it in.  Returns the legend, or
+    None when there is nothing to show."""
+    from matplotlib.axes import Axes
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+    from matplotlib.transforms import ScaledTranslation
+
+    if isinstance(where, Axes):
+        fig, axes = where.figure, [where]
+    else:
+        fig, axes = where, [ax for ax in where.axes if ax.get_label() != "<colorbar>"]
+    if handles is None:
+        seen = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(label, handle)
+        handles, labels = list(seen.values()), list(seen)
+    elif labels is None:
+        labels = [h.get_label() for h in handles]
+    for ax in axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if not handles:
+        return None
+    constrained = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    fig.canvas.draw()  # final tick labels and, under constrained layout, final positions
+    renderer = fig.canvas.get_renderer()
+    options = dict(fontsize=fontsize, title=title, title_fontsize=fontsize)
+
+    if isinstance(where, Axes):
+        ax = where
+        # from the axes' bottom edge down past its tick and axis labels, in inches (so that the
+        # gap survives constrained layout resizing the panel)
+        below = (ax.get_window_extent(renderer).y0
+                 - ax.get_tightbbox(renderer, bbox_extra_artists=[]).y0) / fig.dpi + pad / 72
+        anchor = ax.transAxes + ScaledTranslation(0, -below, fig.dpi_scale_trans)
+        width = ax.get_tightbbox(renderer, bbox_extra_artists=[]).width
+
+        def make(n):
+            return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                             bbox_transform=anchor, ncol=n, **options)
+    else:
+        width = fig.bbox.width
+        if constrained:
+            def make(n):
+                return fig.legend(handles, labels, loc="outside lower center", ncol=n, **options)
+        else:
+            boxes = [ax.get_tightbbox(renderer, bbox_extra_artists=[]) for ax in axes]
+            frames = [ax.get_window_extent(renderer) for ax in axes]
+            to_fig = fig.transFigure.inverted()
+            x = to_fig.transform(((min(f.x0 for f in frames) + max(f.x1 for f in frames)) / 2, 0))[0]
+            y = to_fig.transform((0, min(b.y0 for b in boxes) - pad * fig.dpi / 72))[1]
+
+            def make(n):
+                return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(x, y),
+                                  bbox_transform=fig.transFigure, ncol=n, **options)
+
+    n = ncol or len(handles)
+    legend = make(n)
+    while ncol is None and n > 1 and legend.get_window_extent(renderer).width > width:
+        legend.remove()
+        n -= 1
+        legend = make(n)
+    balanced = -(-len(handles) // -(-len(handles) // n))  # as many rows, filled evenly: 3 + 3, not 5 + 1
+    if ncol is None and balanced < n:
+        legend.remove()
+        legend = make(balanced)
+    return legend
+
+
 def savefig(fig, name: str, fig_dir: str | Path = "_build/figures") -> Path:
     """Save ``fig`` as fig_dir/name.png and return the path."""
     path = Path(fig_dir) / f"{name}.png"
@@ -229,10 +311,27 @@ def savetable(df, name: str, fig_dir: str | Path = "_build/figures") -> Path:
 
 # --- tables and generated text in the book ------------------------------------------------------
 # show_table renders a DataFrame as the book shows every table: no index, "-" for missing values,
-# fixed decimals (never 1e+04), long text wrapped, inside a div that scrolls horizontally when the
+# fixed decimals (never 1e+04), one format per column (a zero beside 0.25 is 0.00), shapes as
+# 32x14x14 and other sequences as "a, b, c", long text wrapped, inside a div that scrolls horizontally when the
 # table is wider than the page (CSS: book/_static/adabit.css, class "adabit-table").
 MISSING = "-"
 WRAP_AT = 40  # text cells longer than this get the "wrap" class (wrapped at a readable width)
+
+
+def _floats(values) -> list[float]:
+    """The finite floats among ``values``, those inside lists and tuples included (a cell that
+    holds a sequence of values is formatted like a cell that holds one)."""
+    import math
+
+    import numpy as np
+
+    out = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            out += _floats(v)
+        elif isinstance(v, (float, np.floating)) and math.isfinite(v):
+            out.append(float(v))
+    return out
 
 
 def _auto_decimals(values) -> int:
@@ -241,7 +340,7 @@ def _auto_decimals(values) -> int:
     losing small values."""
     import math
 
-    small = [abs(v) for v in values if isinstance(v, float) and math.isfinite(v) and v != 0]
+    small = [abs(v) for v in _floats(values) if v != 0]
     if not small:
         return 2
     if all(float(v).is_integer() for v in small):
@@ -250,28 +349,49 @@ def _auto_decimals(values) -> int:
     return max(2, min(8, lead + 1))
 
 
-def format_cell(value, decimals: int = 2) -> str:
+def _is_int(v) -> bool:
+    import numpy as np
+
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def is_shape(value) -> bool:
+    """Whether ``value`` is a tensor shape: a non-empty tuple of integers (``tuple(x.shape)``,
+    ``torch.Size``).  Lists, and tuples that hold anything else, are sequences of values."""
+    return isinstance(value, tuple) and len(value) > 0 and all(_is_int(v) for v in value)
+
+
+def format_cell(value, decimals: int = 2, *, bare_zero: bool = True) -> str:
     """One table cell as text: "-" for None/NaN/NaT, integers with thousands separators, floats with
-    ``decimals`` fixed decimals (no scientific notation), tuples as AxB, everything else str()."""
+    ``decimals`` fixed decimals (no scientific notation), a shape (:func:`is_shape`, a tuple of
+    integers) as AxBxC, any other list, tuple or array as its values joined by ", " (each formatted
+    as a cell: per-epoch accuracies "50.0, 88.8, 100.0"), everything else str().  An exact zero is
+    "0" when ``bare_zero`` (a column of zeros), else written with ``decimals`` like its column's
+    other values ("0.00")."""
     import math
 
     import numpy as np
     import pandas as pd
 
-    if value is None or (not isinstance(value, (str, bytes, tuple, list)) and pd.isna(value)):
+    if value is None or (not isinstance(value, (str, bytes, tuple, list, np.ndarray)) and pd.isna(value)):
         return MISSING
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
+    if _is_int(value):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
         value = float(value)
         if not math.isfinite(value):
             return "inf" if value > 0 else "-inf"
-        text = f"{value:,.{decimals}f}"
-        return "0" if text.strip("-0.,") == "" and value == 0 else text
+        if value == 0:
+            return "0" if bare_zero else f"{0.0:.{decimals}f}"  # never "-0.00"
+        return f"{value:,.{decimals}f}"
+    if is_shape(value):
+        return "x".join(str(int(v)) for v in value)
+    if isinstance(value, np.ndarray):
+        value = value.ravel().tolist()
     if isinstance(value, (tuple, list)):
-        return "x".join(format_cell(v, decimals) for v in value)
+        return ", ".join(format_cell(v, decimals, bare_zero=bare_zero) for v in value) or MISSING
     return str(value)
 
 
@@ -304,10 +424,12 @@ def table_html(df, decimals: int | dict | None = None, units: dict | None = None
         else:
             d = decimals
         col_dec.append(_auto_decimals(df.iloc[:, col].tolist()) if d is None else d)
+    # a zero is "0" only in a column of zeros; beside other values it takes their decimals
+    bare = [not any(v != 0 for v in _floats(df.iloc[:, col].tolist())) for col in range(df.shape[1])]
     for values in df.itertuples(index=False, name=None):
         cells = []
-        for value, d in zip(values, col_dec):
-            text = format_cell(value, d)
+        for value, d, bare_zero in zip(values, col_dec, bare):
+            text = format_cell(value, d, bare_zero=bare_zero)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool) or \
                 type(value).__module__ == "numpy" and not isinstance(value, str)
             cls = "num" if numeric else ("wrap" if len(text) > WRAP_AT else "")

@@ -46,6 +46,49 @@ def test_format_cell():
     assert plotting.format_cell(True) == "yes"
 
 
+def test_format_cell_writes_shapes_as_AxB_and_other_sequences_as_values():
+    import torch
+
+    # a shape is a tuple of integers (tuple(x.shape), torch.Size): no thousands separators
+    assert plotting.format_cell((64, 32, 14, 14)) == "64x32x14x14"
+    assert plotting.format_cell(torch.zeros(2, 1024, 3).shape) == "2x1024x3"
+    assert plotting.format_cell((np.int64(8), 2)) == "8x2"
+    # lists are values, never a shape: per-epoch accuracies, load averages (1, 5, 15 minutes)
+    assert plotting.format_cell([50.0, 88.8, 100.0], 1) == "50.0, 88.8, 100.0"
+    assert plotting.format_cell([0.23, 0.73, 0.97]) == "0.23, 0.73, 0.97"
+    assert plotting.format_cell([3, 4]) == "3, 4"
+    assert plotting.format_cell([1.0, float("nan")], 1) == "1.0, -"
+    # a tuple that holds anything but integers is values too
+    assert plotting.format_cell((1.5, 2.0)) == "1.50, 2.00"
+    assert plotting.format_cell(("a", 2)) == "a, 2"
+    assert plotting.format_cell(np.array([0.5, 1.25])) == "0.50, 1.25"
+    assert plotting.format_cell([]) == plotting.format_cell(()) == "-"
+    assert plotting.is_shape((3, 4)) and not plotting.is_shape([3, 4]) and not plotting.is_shape((True, 2))
+
+
+def test_show_table_writes_sequence_columns_with_their_values_decimals():
+    df = pd.DataFrame({"run": ["frames", "average"], "per epoch": [[50.0, 88.8, 100.0], [50.0, 50.0, 50.0]],
+                       "shape": [(8, 2, 16, 16), (8, 2, 16, 16)]})
+    assert _cells(plotting.show_table(df, decimals=1)._repr_html_()) == [
+        "frames", "50.0, 88.8, 100.0", "8x2x16x16", "average", "50.0, 50.0, 50.0", "8x2x16x16"]
+    # automatic decimals look into the lists: 0.0042 needs 4 decimals for two significant digits
+    html = plotting.show_table(pd.DataFrame({"x": [[0.0042, 1.5]]}))._repr_html_()
+    assert _cells(html) == ["0.0042, 1.5000"]
+
+
+def test_show_table_gives_a_zero_its_columns_decimals():
+    df = pd.DataFrame({"std": [8.02, 0.0, 0.22], "zeros": [0.0, 0.0, 0.0], "n": [1, 0, 2],
+                       "tiny": [6e-08, 0.0, -0.0]})
+    cells = _cells(plotting.show_table(df)._repr_html_())
+    # std: 2 decimals for all three; a column of zeros keeps "0"; integers stay integers;
+    # tiny: 8 decimals (two significant digits of 6e-08), an exact zero, negative or not, alike
+    assert cells == ["8.02", "0", "1", "0.00000006",
+                     "0.00", "0", "0", "0.00000000",
+                     "0.22", "0", "2", "0.00000000"]
+    assert plotting.format_cell(0.0, 2) == "0"  # alone, a zero is "0"
+    assert plotting.format_cell(-0.0, 1, bare_zero=False) == "0.0"
+
+
 def test_show_text_keeps_math_for_the_book():
     md = plotting.show_text("At $T = 8$ the error is $1/(2T)$.")
     assert md._repr_markdown_() == "At $T = 8$ the error is $1/(2T)$."
@@ -166,4 +209,76 @@ def test_label_points_covers_no_marker_and_no_other_label():
             assert not b.overlaps(other)
         frame = ax.get_window_extent(r)
         assert frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- legends under the panels
+def _two_panels(**kwargs):
+    fig, axes = plotting.figure(ncols=2, **kwargs)
+    for ax in axes:
+        ax.plot([0, 1, 2], [0, 1, 4], label="quadratic")
+        ax.plot([0, 1, 2], [4, 1, 0], label="falling")
+        ax.set_xlabel("x")
+    axes[1].plot([0, 2], [2, 2], label="level")
+    axes[0].legend()  # an inside legend that legend_below replaces
+    return fig, axes
+
+
+def _below_everything(fig, legend, axes):
+    """The legend's box lies under every panel's box with its tick and axis labels."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    box = legend.get_window_extent(r)
+    for ax in axes:
+        panel = ax.get_tightbbox(r, bbox_extra_artists=[])
+        assert box.y1 <= panel.y0 + 0.5, (box, panel)
+    return box
+
+
+@pytest.mark.parametrize("layout", [None, "constrained"])
+def test_legend_below_a_figure_lists_each_label_once_under_every_panel(layout):
+    import matplotlib.pyplot as plt
+
+    fig, axes = _two_panels(layout=layout)
+    legend = plotting.legend_below(fig, fontsize=7)
+    assert fig.legends == [legend]
+    assert all(ax.get_legend() is None for ax in axes)  # the inside legend is gone
+    assert [t.get_text() for t in legend.get_texts()] == ["quadratic", "falling", "level"]
+    box = _below_everything(fig, legend, axes)
+    # centred under the panels (constrained layout: under the figure, which they fill)
+    frames = [ax.get_window_extent(fig.canvas.get_renderer()) for ax in axes]
+    centre = fig.bbox.width / 2 if layout else (frames[0].x0 + frames[1].x1) / 2
+    assert (box.x0 + box.x1) / 2 == pytest.approx(centre, abs=2)
+    # the saved figure takes it in (bbox "tight")
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())
+    assert tight.y0 * fig.dpi <= box.y0 + 1
+    if layout == "constrained":  # inside the figure: constrained layout made room for it
+        assert box.y0 >= 0
+    plt.close(fig)
+
+
+def test_legend_below_one_panel_and_balanced_columns():
+    import matplotlib.pyplot as plt
+
+    fig, axes = _two_panels()
+    legend = plotting.legend_below(axes[1], fontsize=7)
+    assert axes[1].get_legend() is legend and axes[0].get_legend() is not None  # the other stays
+    assert [t.get_text() for t in legend.get_texts()] == ["quadratic", "falling", "level"]
+    _below_everything(fig, legend, [axes[1]])
+    plt.close(fig)
+
+    # six long entries on a narrow figure: not all on one row, and the rows filled evenly
+    fig, ax = plotting.figure(figsize=(3.0, 2.0))
+    for i in range(6):
+        ax.plot([0, 1], [i, i], label=f"a rather long label number {i}")
+    legend = plotting.legend_below(fig)
+    fig.canvas.draw()
+    assert legend.get_window_extent(fig.canvas.get_renderer()).width <= fig.bbox.width
+    assert legend._ncols in (1, 2, 3)  # 6 entries: 6 x 1, 3 x 2 or 2 x 3, never 5 + 1
+    assert plotting.legend_below(fig, ncol=4)._ncols == 4  # asked for: kept
+    plt.close(fig)
+
+    fig, ax = plotting.figure()
+    ax.plot([0, 1], [0, 1])  # nothing labelled
+    assert plotting.legend_below(fig) is None and fig.legends == []
     plt.close(fig)

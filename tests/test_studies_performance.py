@@ -2,11 +2,13 @@
 in the schema that ``python -m benchmarks`` writes; every expected number is worked out by hand."""
 
 import math
+import re
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from adabit_lite import plotting
 from adabit_lite.studies import performance as pf
 
 MACHINE = {"cpu": "AMD EPYC", "cores": 2, "torch": "2.13.0+cpu", "torch_threads": 2, "snntorch": "1.0.0"}
@@ -81,6 +83,12 @@ def test_machine_and_old_sections():
     assert table.loc["neuron", "measured"] == "2026-01-02 03:04 UTC" and table.loc["neuron", "minutes"] == 2.5
     assert table.loc["book", "measured"] == "not measured" and math.isnan(table.loc["book", "minutes"])
     assert pf.rows_frame(bench, "book").empty and len(pf.rows_frame(bench, "neuron")) == 8
+    # as the chapter shows it: load averages (1, 5 and 15 minutes) as three values, not a shape
+    shown = plotting.show_table(pf.machine_table(bench), decimals={"minutes": 1, "load average at start": 2,
+                                                                   "at end": 2})  # as in the chapter
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", shown._repr_html_())
+    assert cells[:6] == ["neuron", "2026-01-02 03:04 UTC", "2.5", pf.machine_text(section()),
+                         "0.50, 0.50, 0.50", "1.00, 1.00, 1.00"]
 
 
 def test_targets():
@@ -217,9 +225,23 @@ def test_figures():
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
     stars = [line for line in fig.axes[1].lines if line.get_marker() == "*"]
     assert [list(s.get_ydata()) for s in stars] == [[0.3]]  # the compiled point of shape b
+    assert sorted(_legend_under_panels(fig)) == ["compiled variant, Bs=4", "package, Bs=1", "package, Bs=4",
+                                                 "target 1.0"]
     plt.close(fig)
     fig = pf.plot_layer_time(pd.DataFrame(LAYER), None, 1.5)
     ax = fig.axes[0]
     assert list(ax.lines[0].get_ydata()) == pytest.approx([1.2, 4.8, 9.6])  # multi-step / ANN floor of a
     assert [list(line.get_ydata()) for line in ax.lines if line.get_marker() == "v"] == [[1.5]]
+    assert _legend_under_panels(fig) == ["multi-step (snntorch)", "squeezed (package)", "ANN floor",
+                                         "target at T=4"]
     plt.close(fig)
+
+
+def _legend_under_panels(fig) -> list[str]:
+    """The figure's one legend, each entry once, under every panel (it covers no data)."""
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    box = fig.legends[0].get_window_extent(r)
+    assert all(box.y1 <= ax.get_tightbbox(r, bbox_extra_artists=[]).y0 + 0.5 for ax in fig.axes)
+    return [t.get_text() for t in fig.legends[0].get_texts()]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from adabit_lite import paper, quant
+from adabit_lite import paper, plotting, quant
 from adabit_lite.neuron import SpikingNeuron
 from adabit_lite.studies import quantizers as qs
 
@@ -253,7 +253,8 @@ def test_layer_table_min_potential_and_step_changes():
             "steps": {("a", "spike"): 0.95, ("a", "weight"): 0.12, ("b", "spike"): 2.0, ("b", "weight"): 0.19}}
     lay = qs.layer_table(inputs, weights, warm)
     a = lay.iloc[0]
-    assert (a["layer"], a["input shape"], a["input elements"], a["weights"]) == ("a", "(1, 3)", 3, 5)
+    assert (a["layer"], a["input shape"], a["input elements"], a["weights"]) == ("a", (1, 3), 3, 5)
+    assert plotting.format_cell(a["input shape"]) == "1x3"  # shown as a shape, as in chapter 3
     assert (a["input min"], a["input max"]) == (0.0, 3.0)
     assert a["input mean"] == pytest.approx(4 / 3) and a["zero fraction"] == pytest.approx(1 / 3)
     assert (a["Vth1 init"], a["Vth1 trained"], a["S_q init"], a["S_q trained"]) == (1.0, 0.95, 0.1, 0.12)
@@ -624,4 +625,44 @@ def test_plots_draw_the_given_numbers():
     running = t["running"].assign(**{"MSE running extrema": range(7), "MSE default": range(10, 17)})
     fig = qs.plot_reference_flaws(running, ratio)
     assert list(fig.axes[0].lines[0].get_ydata()) == [0, 1, 2] and list(fig.axes[1].lines[1].get_ydata()) == [0.1, 0.2, 0.3]
+    plt.close(fig)
+
+
+def _legend_under(fig, legend, axes) -> list[str]:
+    """The legend's entries, after checking it lies under every panel of ``axes`` (with their tick
+    and axis labels), where it covers no curve."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    box = legend.get_window_extent(r)
+    assert all(box.y1 <= ax.get_tightbbox(r, bbox_extra_artists=[]).y0 + 0.5 for ax in axes)
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_legends_sit_under_the_panels():
+    import matplotlib.pyplot as plt
+
+    t = hand_tables()
+    grid = pd.DataFrame([{"layer": n, "quantizer": k, "B": B, "grid step": 0.1 * B, "LSQ init step": 0.2 * B}
+                         for n in ("c", "fc") for k in qs.KINDS for B in qs.BITS])
+    sc = {(n, "spike", B): (np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0])) for n in ("c", "fc") for B in qs.BITS}
+    fig = qs.plot_grid_scores(grid, sc, 2.4)  # the legend sat in the fc panel, over its curves
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert _legend_under(fig, fig.legends[0], fig.axes) == [f"$B_s$ = {B}" for B in qs.BITS]
+    assert "chosen" in fig.legends[0].get_title().get_text()
+    plt.close(fig)
+    fig = qs.plot_grid_steps(grid, {(n, k): 0.5 for n in ("c", "fc") for k in qs.KINDS})
+    assert _legend_under(fig, fig.legends[0], fig.axes) == [
+        "c: grid search", "c: LSQ init formula", "fc: grid search", "fc: LSQ init formula"]
+    plt.close(fig)
+    fig = qs.plot_bit_gradient_balance(t["sweep"])
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    _legend_under(fig, fig.legends[0], fig.axes)
+    plt.close(fig)
+    ratio = t["ratio"].assign(**{"MSE range ratio": [1.0, 2.0, 3.0], "MSE grid search": [0.1, 0.2, 0.3]})
+    running = t["running"].assign(**{"MSE running extrema": range(7), "MSE default": range(10, 17)})
+    fig = qs.plot_reference_flaws(running, ratio)  # different entries per panel: one legend under each
+    spikes, weights = fig.axes
+    assert fig.legends == []
+    assert all(": running extrema" in e or ": default" in e for e in _legend_under(fig, spikes.get_legend(), [spikes]))
+    assert all(": range ratio" in e or ": grid search" in e for e in _legend_under(fig, weights.get_legend(), [weights]))
     plt.close(fig)

@@ -57,3 +57,45 @@ def test_cifar_status_names_no_home_folder(tmp_path, monkeypatch):
     assert sc.cifar_status("cifar10") == "cifar10: not on this machine. ~/.adabit/data does not exist"
     monkeypatch.setattr(sc.data, "find_cifar_folder", lambda name: tmp_path / "c10")
     assert sc.cifar_status("cifar10") == "cifar10: found in ~/c10"
+
+
+def test_wst_text_one_format_for_the_papers_learned_rows():
+    assert sc.wst_text("1/2/1") == "1/2/1"  # a fixed split (U-quant's target)
+    assert sc.wst_text("1.60/1.91/1.0") == "1.60/1.91/1"
+    assert sc.wst_text("1.57/2.12", 1) == "1.57/2.12/1"  # printed as W/S only: T from the target
+    assert sc.wst_text("2.13/2/2.08") == "2.13/2.00/2.08"
+    assert sc.wst_text("4.02/3.93/1.92") == "4.02/3.93/1.92"
+    assert sc.wst_text("1.10/1.00/1.00") == "1.10/1.00/1"
+    assert sc.wst_text("") == "" and sc.wst_text("full precision") == "full precision"
+
+
+def test_rows_write_every_paper_wst_in_one_format():
+    runs = sc.scale_rows("/nonexistent", **SETTING, command_dir="out")
+    row = runs[(runs["target"] == "1/2/1") & (runs["method"] == "+ weight renewal")].iloc[0]
+    assert row["paper W/S/T"] == "1.57/2.12/1"  # the file: 1.57/2.12
+    row = runs[(runs["target"] == "1/1/1") & (runs["method"] == "LBW")].iloc[0]
+    assert row["paper W/S/T"] == "1.60/1.91/1"  # the file: 1.60/1.91/1.0
+    for wst in runs["paper W/S/T"]:
+        w, s, t = wst.split("/")  # always three parts; W and S both whole (a fixed split) or both 2 decimals
+        assert (w.isdigit() and s.isdigit()) or (len(w.split(".")[1]) == len(s.split(".")[1]) == 2), wst
+
+
+def test_scale_table_leaves_out_our_columns_when_nothing_is_stored(tmp_path):
+    runs = sc.scale_rows(tmp_path, **SETTING, command_dir="out")
+    shown = sc.scale_table(runs)
+    assert list(shown.columns) == ["data", "target", "method", "paper W/S/T", "paper top-1"]
+    assert sc.ours_note(runs, "results/scale") == (
+        "ours: not run here (no row has a stored result under results/scale; the commands below train them)")
+    stored = sc.scale_config("cifar10", "1/1/1", "activation", **SETTING).validated()
+    atomic_write_json(tmp_path / result_key(stored) / "result.json", {
+        "key": result_key(stored), "parameters": stored.parameters(),
+        "code": {"algorithm_version": ALGORITHM_VERSION},
+        "metrics": {"accuracy": 71.234, "wst": "1.10/1.00/1.00"}})
+    runs = sc.scale_rows(tmp_path, **SETTING, command_dir="out")
+    shown = sc.scale_table(runs)
+    assert "command" not in shown and "ours top-1" in shown
+    hit = shown[shown["ours top-1"] != sc.NOT_RUN]
+    assert hit[["ours top-1", "our W/S/T"]].values.tolist() == [["71.23", "1.10/1.00/1"]]
+    assert shown["our W/S/T"].isna().sum() == len(runs) - 1  # shown as "-"
+    assert sc.ours_note(runs, "results/scale") == (
+        f"ours: 1 of {len(runs)} rows have a stored result under results/scale, the others are not run here")

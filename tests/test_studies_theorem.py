@@ -302,3 +302,18 @@ def test_pairs_text_reads_as_words():
     assert th.pairs_text([]) == "no pair"
     assert th.pairs_text([[2, 1]]) == "(b, b') = (2, 1)"
     assert th.pairs_text([[2, 1], [3, 1], [4, 2]]) == "(b, b') = (2, 1), (3, 1) and (4, 2)"
+
+
+# ---------------------------------------------------------------- the tables as the book shows them
+def test_show_fixes_the_decimals_of_probabilities_z_and_steps():
+    import re
+
+    table = pd.DataFrame([{"b": 2, "b'": 1, "paper threshold/sigma": 1.0, "P paper": 0.317311,
+                           "MC paper": 0.3173, "SE paper": 0.00046542, "z paper": -0.026874,
+                           "paper / optimal": 2.45097, "optimal step": 1.22403,
+                           "excess grid p=2 %": 0.048}])
+    assert th.column_decimals(table.columns) == {"paper threshold/sigma": 4, "P paper": 4, "MC paper": 4,
+                                                 "z paper": 2, "optimal step": 4, "excess grid p=2 %": 2}
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", th.show(table)._repr_html_())
+    # SE and the ratio: show_table's own decimals (two significant digits: 5 and 2); no index column
+    assert cells == ["2", "1", "1.0000", "0.3173", "0.3173", "0.00047", "-0.03", "2.45", "1.2240", "0.05"]

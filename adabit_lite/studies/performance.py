@@ -180,7 +180,7 @@ def plot_neuron_ratio(neuron: pd.DataFrame, comp: dict | None, threshold: float)
         ax.axhline(threshold, color=plotting.COLORS["uquant"], ls=":", label=f"target {threshold}")
         _log2_T_axis(ax, shape)
     axes[0].set_ylabel("time / snntorch.Leaky")
-    axes[-1].legend(fontsize=7, loc="upper right")
+    plotting.legend_below(fig, fontsize=8)
     return fig
 
 
@@ -247,7 +247,7 @@ def plot_layer_time(layer: pd.DataFrame, comp: dict | None, threshold: float):
         ax.set_yscale("log")
         _log2_T_axis(ax, shape)
     axes[0].set_ylabel("time / (conv + BN + ReLU)")
-    axes[0].legend(fontsize=7, loc="upper left")
+    plotting.legend_below(fig, fontsize=8)
     return fig
 
 

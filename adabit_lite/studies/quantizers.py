@@ -664,7 +664,7 @@ def layer_table(inputs: dict, weights: dict, warm: dict) -> pd.DataFrame:
     weight count, and Vth1 and S_q at LSQ init and after the warm-up (``warmup``'s info)."""
     rows = []
     for name, x in inputs.items():
-        rows.append({"layer": name, "input shape": str(tuple(x.shape)), "input elements": x.numel(),
+        rows.append({"layer": name, "input shape": tuple(x.shape), "input elements": x.numel(),
                      "input min": float(x.min()), "input mean": float(x.mean()), "input max": float(x.max()),
                      "zero fraction": float((x == 0).float().mean()), "weights": weights[name].numel(),
                      "Vth1 init": warm["init_steps"][(name, "spike")], "Vth1 trained": warm["steps"][(name, "spike")],
@@ -1080,7 +1080,7 @@ def plot_grid_scores(grid: pd.DataFrame, curves: dict, p: float):
         ax.set_xlabel("clipping range $c_k$")
         ax.set_title(name, fontsize=9)
     axes[0][0].set_ylabel(f"mean $|Q(x) - x|^{{{p:g}}}$")
-    axes[0][-1].legend(fontsize=7, title="dots: chosen; dotted: LSQ init", title_fontsize=7)
+    plotting.legend_below(fig, fontsize=7, title="dots: the chosen $c^*$; dotted lines: LSQ's initial clip level")
     return fig
 
 
@@ -1101,7 +1101,7 @@ def plot_grid_steps(grid: pd.DataFrame, trained: dict):
         ax.set_xlabel("bit width B")
         ax.set_title(f"{kind} step ({'$S_q$' if kind == 'weight' else '$V_{th1}$'}); star: trained at 4 bits", fontsize=9)
     axes[0].set_ylabel("step")
-    axes[1].legend(fontsize=7)
+    plotting.legend_below(fig, fontsize=7)
     return fig
 
 
@@ -1157,7 +1157,7 @@ def plot_bit_gradient_balance(sweep: pd.DataFrame):
         ax.set_xlabel("bit width B (every learned layer)")
         ax.set_title(f"{kind}s", fontsize=9)
     axes[0].set_ylabel(r"$-\partial L_{task}/\partial B\ /\ (\lambda \cdot$ share$)$")
-    axes[1].legend(fontsize=6)
+    plotting.legend_below(fig, fontsize=7)
     return fig
 
 
@@ -1181,8 +1181,9 @@ def plot_reference_flaws(running: pd.DataFrame, ratio: pd.DataFrame):
         ax.set_xticks((3, 2, 1))
         ax.set_xlabel("bit width after the renewal")
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=6)
     axes[0].set_ylabel("quantization MSE")
+    for ax in axes:  # each panel's own entries, under it
+        plotting.legend_below(ax, fontsize=7)
     return fig
 
 

@@ -24,6 +24,25 @@ METHODS = {"U-quant": ("uquant", None), "LBW": ("lbw", "none"),
 NOT_RUN = "not run here"
 
 
+def wst_text(wst, T: int | None = None) -> str:
+    """A W/S/T as the chapter's tables write it: a fixed split in integers ("1/2/1"); a learned one
+    (any fractional width) with W and S to two decimals and T an integer where it is whole
+    ("1.57/2.12/1", "4.02/3.93/1.92").  The paper prints many learned rows as W/S only: ``T``
+    (the target's) completes them.  Text that is no W/S/T is returned as it is."""
+    try:
+        values = [float(v) for v in str(wst).split("/")]
+    except ValueError:
+        return str(wst)
+    if len(values) == 2 and T is not None:
+        values.append(float(T))
+    if len(values) not in (2, 3):
+        return str(wst)
+    if all(v.is_integer() for v in values):
+        return "/".join(str(int(v)) for v in values)
+    return "/".join([f"{v:.2f}" for v in values[:2]]
+                    + [str(int(v)) if v.is_integer() else f"{v:.2f}" for v in values[2:]])
+
+
 def scale_config(dataset: str, target: str, renewal: str | None, epochs: int, batch_size: int,
                  device: str) -> TrainConfig:
     """ResNet-20 at the paper's width from the 4/4/2 init towards ``target`` with ``renewal``
@@ -51,7 +70,8 @@ def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
     def add(data, target, method, paper_wst, paper_top1, cfg):
         acc, wst = stored_accuracy(results_dir, cfg)
         rows.append({"data": data, "target": target, "method": method,
-                     "paper W/S/T": paper_wst if isinstance(paper_wst, str) else "",
+                     "paper W/S/T": wst_text(paper_wst, int(target.split("/")[2]))
+                     if isinstance(paper_wst, str) else "",
                      "paper top-1": paper_top1, "ours top-1": acc, "our W/S/T": wst,
                      "command": command_line(cfg, f"{command_dir}/<key>")})
 
@@ -66,6 +86,29 @@ def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
         cfg = scale_config("cifar100", target, "activation", epochs, batch_size, device)
         add("CIFAR-100", target, "+ activation renewal", row["c100_wst"], row["cifar100"], cfg)
     return pd.DataFrame(rows)
+
+
+def scale_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the chapter shows them: without the commands (listed in their own section) and,
+    when no row has a stored result, without our two columns (:func:`ours_note` says so once);
+    otherwise our W/S/T written as the paper's (:func:`wst_text`), and a row not run here shows
+    ``NOT_RUN`` and "-"."""
+    shown = runs.drop(columns="command")
+    done = shown["ours top-1"] != NOT_RUN
+    if not done.any():
+        return shown.drop(columns=["ours top-1", "our W/S/T"])
+    ours = [wst_text(w) if d else None for w, d in zip(shown["our W/S/T"], done)]
+    return shown.assign(**{"our W/S/T": ours})
+
+
+def ours_note(runs: pd.DataFrame, results_dir: str) -> str:
+    """One line on our results beside the table: none stored (the table then leaves our columns
+    out), or how many rows have one."""
+    done = int((runs["ours top-1"] != NOT_RUN).sum())
+    if done == 0:
+        return (f"ours: not run here (no row has a stored result under {results_dir}; the commands "
+                "below train them)")
+    return f"ours: {done} of {len(runs)} rows have a stored result under {results_dir}, the others are {NOT_RUN}"
 
 
 def scale_record(runs: pd.DataFrame) -> dict:

@@ -71,6 +71,33 @@ def _pair_labels(table: pd.DataFrame) -> list[str]:
     return [f"{b},{bn}" for b, bn in zip(table["b"], table["b'"])]
 
 
+# ------------------------------------------------------------------ the chapter's tables, shown
+#: decimals of the chapter's table columns, by the start of a column's name (first match wins):
+#: z-scores and excesses (%) to 2; probabilities, thresholds in sigma and steps to 4, so that a
+#: Monte Carlo estimate shows its difference from the closed form.  Every other column gets ``show_table``'s
+#: own per-column decimals (two significant digits of its smallest value).
+DECIMALS = (("z", 2), ("P ", 4), ("MC paper", 4), ("MC exact", 4), ("paper threshold", 4),
+            ("exact threshold", 4), ("neuron (MC)", 4), ("independent steps", 4),
+            ("paper 1-(1-p)", 4), ("paper step", 4), ("optimal step", 4), ("grid step", 4),
+            ("excess", 2), ("paper excess", 2))
+
+
+def column_decimals(columns) -> dict:
+    """{column: decimals} for the columns that :data:`DECIMALS` names (the others: automatic)."""
+    out = {}
+    for col in columns:
+        d = next((d for start, d in DECIMALS if str(col).startswith(start)), None)
+        if d is not None:
+            out[col] = d
+    return out
+
+
+def show(table: pd.DataFrame):
+    """A table of this chapter as the book shows tables (``plotting.show_table``: no index, fixed
+    decimals, one format per column), with the decimals of :func:`column_decimals`."""
+    return plotting.show_table(table, decimals=column_decimals(table.columns))
+
+
 # ------------------------------------------------------------------ section 1: the lemma
 def lemma_text(lemma: float, ratios: dict) -> str:
     """The lemma's constant 2 (1 - Phi(1.5)) and, per b, the largest clip ratio
@@ -211,7 +238,7 @@ def error_details(errs: pd.DataFrame, n: int):
     return plotting.show_folded(
         f"The numbers behind the heatmap: every pair's errors in closed form, by Monte Carlo (MC, "
         f"{n:,} samples), their standard errors (SE) and z-scores ({len(errs.columns)} columns)",
-        plotting.show_table(errs))
+        show(errs))
 
 
 def error_findings(errs: pd.DataFrame) -> str:
