@@ -902,6 +902,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
 )
 
+CLAIMS = tuple(sorted(CLAIMS, key=lambda c: c.chapter))  # the book's order (numbered stems)
 CHAPTERS = tuple(dict.fromkeys(c.chapter for c in CLAIMS))
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import find_result, load_results, machine_record, same_machine
+from .results import load_results, machine_record, same_machine
 from .train import TrainConfig, load_or_train
 
 SPREAD_WIDTHS = 3.0
@@ -62,6 +62,14 @@ def welch(a, b) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def p_text(p: float) -> str:
+    """A p-value as the book writes it: "p < 0.001" below 0.001, else "p = 0.015" (3 decimals);
+    "p = n/a" for NaN (no test possible: ``welch``)."""
+    if math.isnan(p):
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 # ---------------------------------------------------------------- settings
@@ -252,11 +260,11 @@ def comparison(stored: list[dict], fresh: list[dict]) -> tuple[str, str]:
         verdict = f"DIFFERS: {len(outside)} check(s) outside the stored seeds' bounds: {outside[0]}"
     elif not math.isnan(p) and p < 0.05:
         verdict = (f"DIFFERS: mean accuracy {np.mean(b):.2f} vs {np.mean(a):.2f} "
-                   f"(Welch p = {p:.3f} < 0.05)")
+                   f"(Welch {p_text(p)}, below 0.05)")
     else:
-        ptxt = "n/a (fewer than 2 runs on a side)" if math.isnan(p) else f"{p:.3f}"
+        why = " (fewer than 2 runs on a side)" if math.isnan(p) else ""
         verdict = (f"AGREES: every re-run inside the stored seeds' bounds, mean accuracy "
-                   f"{np.mean(b):.2f} vs {np.mean(a):.2f} (Welch p = {ptxt})")
+                   f"{np.mean(b):.2f} vs {np.mean(a):.2f} (Welch {p_text(p)}{why})")
     return table.to_string(index=False), verdict
 
 

@@ -79,6 +79,13 @@ def test_the_rule_text_states_the_constants():
     assert f"{ledger.ALPHA:g}" in text and "$" not in text
 
 
+def test_the_claims_follow_the_chapters_of_the_table_of_contents():
+    toc = [Path(f).name for f in re.findall(r"file: book/chapters/(\S+)", (ROOT / "book" / "_toc.yml").read_text())]
+    chapters = [c.chapter for c in ledger.CLAIMS]
+    assert chapters == sorted(chapters, key=toc.index)  # a reader meets the rows in reading order
+    assert list(ledger.CHAPTERS) == sorted(set(chapters), key=toc.index)
+
+
 def test_every_claim_names_its_source_and_links_to_a_section_that_exists():
     keys = [c.key for c in ledger.CLAIMS]
     assert len(keys) == len(set(keys))

@@ -115,10 +115,12 @@ def test_claims_follow_the_table_and_the_papers_numbers(chapter):
         diff = table[c["a"]]["accuracy"] - table[c["b"]]["accuracy"]
         assert c["ours a - b"] == pytest.approx(diff)
         same = (diff > 0) == (c["paper a - b"] > 0)
-        if c["p"] < 0.05:
-            assert c["verdict"] == ("reproduced" if same else "reversed")
+        if c["p"] < 0.05:  # the ledger's rule: at least half the paper's difference reproduces it
+            big = abs(diff) >= abs(c["paper a - b"]) / 2
+            assert c["verdict"] == ("reversed" if not same else "reproduces" if big
+                                    else "same direction, weaker")
         else:
-            assert c["verdict"] in ab.NOT_REPRODUCED and c["verdict"] != "reversed"
+            assert c["verdict"] == "no significant difference"
         seen.add(c["factor"])
     # the subset holds both members of two claims only: renewal vs none, LBW vs U-quant
     assert seen == {"activation renewal vs none", "learned bits (no renewal) vs U-quant"}

@@ -139,3 +139,31 @@ def test_welch_is_quiet_about_nearly_equal_groups():
     assert 0.0 < p < 1.0
     assert math.isnan(reproduce.welch([1.0, 1.0], [1.0, 1.0]))
     assert math.isnan(reproduce.welch([1.0], [2.0, 3.0]))
+
+
+def test_p_text_writes_a_p_value_the_one_way_the_book_does():
+    assert reproduce.p_text(0.0149) == "p = 0.015"
+    assert reproduce.p_text(0.001) == "p = 0.001"  # 0.001 itself is written out
+    assert reproduce.p_text(0.000999) == "p < 0.001"
+    assert reproduce.p_text(0.0) == "p < 0.001"
+    assert reproduce.p_text(1.0) == "p = 1.000"
+    assert reproduce.p_text(math.nan) == "p = n/a"
+
+
+def _run(seed, acc):
+    return {"parameters": {"seed": seed}, "history": [{}],
+            "metrics": {"accuracy": acc, "W": 1.0, "S": 1.0, "T": 1.0}}
+
+
+def test_the_verdict_writes_the_welch_p_value_with_p_text():
+    stored = [_run(s, a) for s, a in enumerate((90.0, 91.0, 92.0))]
+    # the same mean on both sides: t = 0, p = 1
+    _, verdict = reproduce.comparison(stored, [_run(3, 90.5), _run(4, 91.5)])
+    assert verdict == ("AGREES: every re-run inside the stored seeds' bounds, mean accuracy "
+                       "91.00 vs 91.00 (Welch p = 1.000)")
+    _, verdict = reproduce.comparison(stored, [_run(3, 91.0)])
+    assert verdict.endswith("(Welch p = n/a (fewer than 2 runs on a side))")
+    tight = [_run(s, a) for s, a in enumerate((90.0, 90.1, 90.2))]  # bounds 89.0 to 91.2
+    _, verdict = reproduce.comparison(tight, [_run(3, 91.1), _run(4, 91.15), _run(5, 91.2)])
+    p = reproduce.welch([90.0, 90.1, 90.2], [91.1, 91.15, 91.2])
+    assert verdict == f"DIFFERS: mean accuracy 91.15 vs 90.10 (Welch {reproduce.p_text(p)}, below 0.05)"

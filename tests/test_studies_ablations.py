@@ -45,16 +45,22 @@ def test_table_keeps_missing_groups_and_compare_reads_the_direction():
     assert table.loc["renewal none", "section"] == "renewal variants"
     c = ab.compare(groups, "default", "renewal none")
     assert c["difference"] == pytest.approx(10.0) and c["outcome"] == "higher"
-    assert ab.verdict(+0.5, c) == "reproduced" and ab.verdict(-0.5, c) == "reversed"
+    assert ab.verdict(+0.5, c) == "reproduces" and ab.verdict(-0.5, c) == "reversed"
+    assert ab.verdict(+25.0, c) == "same direction, weaker"  # 10 points: under half of 25
     assert ab.compare(groups, "default", "old neuron")["outcome"] == "not run"
     flat = {"a": [_run(90.0), _run(92.0)], "b": [_run(91.0), _run(90.0)]}
     c = ab.compare(flat, "a", "b")
     assert c["outcome"] == "no significant difference"
-    assert ab.verdict(-1.0, c) == "opposite direction, not significant"
-    assert ab.verdict(+1.0, c) == "same direction, not significant"
+    assert ab.verdict(-1.0, c) == ab.verdict(+1.0, c) == "no significant difference"
+    row = {"factor": "a vs b", "paper a": 95.0, "paper b": 94.0, "paper a - b": 1.0, "ours a": 91.0,
+           "ours b": 90.5, "ours a - b": 0.5, "p": 0.2, "verdict": "no significant difference"}
+    assert ab.claim_sentence(row) == ("a vs b: the paper 95.00 vs 94.00 (+1.00); here 91.00 vs "
+                                      "90.50 (+0.50, Welch p = 0.200): no significant difference at "
+                                      "p < 0.05 (the means point the paper's way).")
+    assert ab.claim_sentence({**row, "ours a - b": -0.5}).endswith("(the means point the other way).")
     one = {"a": [_run(90.0)], "b": [_run(80.0), _run(81.0)]}
     c = ab.compare(one, "a", "b")
-    assert c["outcome"] == "untested" and ab.verdict(+1.0, c) == "untested"
+    assert c["outcome"] == "untested" and ab.verdict(+1.0, c) == "no significant difference"
     assert ab.compare(one, "a", "c")["outcome"] == "not in the sweep"
 
 
@@ -154,10 +160,11 @@ def test_table_lines_print_each_section_and_not_run_groups():
     lines = ab.table_lines(ab.ablation_table(_groups())).split("\n")
     head = ": runs, W/S/T, accuracy mean +- std, p vs default, renewals w/s per run, runs with a drop > 5"
     assert lines[0] == "renewal variants" + head
-    assert lines[2] == f"  {'default':>34}: 2, 1.00/1.00/1.50, 91.00 +- 1.41, p -, renewals 0.0/0.0, 0"
-    assert lines[3] == (f"  {'renewal none':>34}: 2, 1.00/1.00/1.00, 81.00 +- 1.41, p {P_2_VS_2:.3f}, "
+    assert lines[2] == (f"  {'default':>34}: 2, 1.00/1.00/1.50, 91.00 +- 1.41, p = n/a, "
+                        "renewals 0.0/0.0, 0")  # the reference: no test against itself
+    assert lines[3] == (f"  {'renewal none':>34}: 2, 1.00/1.00/1.00, 81.00 +- 1.41, p = 0.019, "
                         "renewals 0.0/0.0, 0")
-    assert f"p {P_2_VS_2:.3f}" == "p 0.019"
+    assert P_2_VS_2 == pytest.approx(0.019, abs=5e-4)
     assert lines[4:] == ["T learning and the reference code's renewal" + head,
                          f"  {'T fixed':>34}: not run"]
 
@@ -242,9 +249,11 @@ def test_renewal_text_states_whether_renewal_helps_and_which_claims_fail():
                            "renewal none 81.00 > U-quant 71.00. The paper at 1/1/1 (")
     assert (f"The default against no renewal: +10.00 points (Welch p = {P_2_VS_2:.3f}): renewal "
             "helps here.") in text
-    # the paper has weight-only renewal 2.37 below none; here it is 18.5 above: reversed
-    assert ("Not reproduced here (reversed, no difference or not significant): weight-only renewal "
-            "vs none.") in text
+    # the paper has weight-only renewal 2.37 below none; here it is 18.5 above: reversed; LBW beats
+    # U-quant by 10 points, under half the paper's 20.83: weaker
+    assert "(+10.00, Welch p = 0.019): same direction, weaker (p < 0.05, under half" in text
+    assert ("Not reproduced in full here (weaker, not significant or reversed): weight-only renewal "
+            "vs none; learned bits (no renewal) vs U-quant.") in text
     assert "within 0.1 of their final values at epochs 1 and 1 of 1" in text
     assert ("Final bits: U-quant 1.00/1.00/1.00; default 1.00/1.00/1.50; renewal none 1.00/1.00/1.00; "
             "renewal weight-only 1.00/1.00/1.00. Renewals per run (weights / spikes): default 0.0 / 0.0; "
@@ -304,13 +313,14 @@ def test_paper_vs_book_parts_split_by_the_papers_table():
 def test_summary_text_counts_the_verdicts_in_their_order():
     p1 = pd.DataFrame([{"target": "1/1/1", "uquant": 74.82}])
     p2 = pd.DataFrame([{"target": "1/1/1", "tau2_floor_uquant": 74.82}])
-    claims = pd.DataFrame({"verdict": ["reversed", "reproduced", "not run", "reproduced"]})
+    claims = pd.DataFrame({"verdict": ["reversed", "reproduces", "not run", "reproduces"]})
     text = ab.summary_text(claims, {"yao_ablation": p1, "yao_neuron_ablation": p2}, "1/1/1", 3)
     first, second = text.split("\n\n")
     assert first.startswith("The paper's U-quant at 1/1/1 is 74.82 in the ablation table and 74.82 ")
     assert "the same number" in first
-    assert second == ("Of the paper's 4 one-factor orderings (sections 1 and 2): 2 reproduced, "
-                      "1 reversed, 1 not run (Welch test, p < 0.05, 3 seeds per group).")
+    assert second == ("Of the paper's 4 one-factor orderings (sections 1 and 2): reproduces 2; "
+                      "reversed 1; not run 1 (the claims ledger's rule: Welch test, p < 0.05, "
+                      "3 seeds per group).")
     p2.loc[0, "tau2_floor_uquant"] = 70.0
     text = ab.summary_text(claims, {"yao_ablation": p1, "yao_neuron_ablation": p2}, "2/2/1", 3)
     assert text == second  # no paper row at 2/2/1: only the counts

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from adabit_lite import studies
 from adabit_lite.studies import allocation as al
 
 
@@ -148,8 +149,8 @@ def test_load_groups_reads_controls_from_their_sweep_and_trains_learned_runs_fir
             stored.add((folder.name, cfg))
         return {"key": cfg} if (folder.name, cfg) in stored else None
 
-    monkeypatch.setattr(al, "stored_result", fake_stored)
-    monkeypatch.setattr(al, "result_key", lambda cfg: cfg)
+    monkeypatch.setattr(studies, "stored_result", fake_stored)
+    monkeypatch.setattr(studies, "result_key", lambda cfg: cfg)
     groups, wanted, found = al.load_groups(tmp_path, "s", grouping, targets=["x", "y"])
     assert [r["key"] for r in groups["x"]["a"]] == ["a0", "a1"]  # b0 is not stored
     assert groups["x"]["control"] == [] and groups["y"]["a"] == [{"key": "a0"}]
@@ -161,6 +162,42 @@ def test_load_groups_reads_controls_from_their_sweep_and_trains_learned_runs_fir
     assert all(folder == "s" for folder, _, _ in calls[:first])  # learned runs before controls
     assert [r["key"] for r in groups["x"]["control"]] == ["c-a0", "c-a1", "c-b0"]
     assert (wanted, found) == (6, 6)
+
+
+def test_load_stored_keeps_the_nesting_and_counts_by_place_or_by_key(monkeypatch, tmp_path):
+    on_disk = {"a": {"r1", "r2"}, "b": {"r2"}}  # folder -> stored configs
+    calls = []
+
+    def fake_stored(folder, cfg, train):
+        calls.append((folder.name, cfg, train))
+        return {"key": cfg} if cfg in on_disk[folder.name] else None
+
+    monkeypatch.setattr(studies, "stored_result", fake_stored)
+    monkeypatch.setattr(studies, "result_key", lambda cfg: cfg)
+    folder = lambda name, cfg: tmp_path / ("b" if name == "n" else "a")  # noqa: E731
+    # one level: group -> configs; r2 is wanted twice (in m and in n) and found twice
+    one = studies.load_stored({"m": ["r1", "r2", "r3"], "n": ["r2"]}, folder)
+    assert one.groups == {"m": [{"key": "r1"}, {"key": "r2"}], "n": [{"key": "r2"}]}
+    assert (one.wanted, one.found) == (4, 3)
+    assert studies.load_stored({"m": ["r1", "r2", "r3"], "n": ["r2"]}, folder,
+                               distinct=True)[2:] == (3, 2)  # r1, r2, r3 wanted; r1, r2 found
+    # two levels, read from a function; nothing trained without train_missing
+    two = studies.load_stored(lambda: {4: {"m": ["r3"], "n": ["r2", "r9"]}}, folder)
+    assert two.groups == {4: {"m": [], "n": [{"key": "r2"}]}}
+    assert two.configs == {4: {"m": ["r3"], "n": ["r2", "r9"]}} and two[2:] == (3, 1)
+    assert {train for _, _, train in calls} == {False}
+    # train_missing: every learned run of every target before the first control
+    calls.clear()
+    tree = {"x": {"m": ["r1"], "control": ["c1"]}, "y": {"m": ["r3"], "control": ["c3"]}}
+    studies.load_stored(tree, folder, True, control=lambda name: name == "control")
+    trained = [cfg for _, cfg, train in calls if train]
+    assert trained[:2] == ["r1", "r3"] and trained.index("c1") > trained.index("r3")
+
+
+def test_runs_shown_names_the_sweeps_to_run():
+    assert studies.runs_shown(3, 5, "allocation", "ablations") == (
+        "runs shown: 3 of 5 wanted (the rest are not stored: run `python -m adabit_lite.sweeps run "
+        "allocation ablations` or set train_missing = True)")
 
 
 def test_layer_tables_lines_and_ranks():
@@ -221,6 +258,9 @@ def test_differences_table_lines_and_verdict():
         "target 1/1/1: LBW + renewal - U-quant: +1.07 points (Welch p = 0.010, significant)\n"
         "target 1/1/1: LBW + renewal - LBW: -0.79 points (Welch p = 0.033, significant)\n"
         "target 4/4/1: LBW + renewal - U-quant: +0.10 points (Welch p = 0.705)")
+    tiny = hand.iloc[:1].assign(p=0.0004)
+    assert al.difference_lines(tiny) == (
+        "target 1/1/1: LBW + renewal - U-quant: +1.07 points (Welch p < 0.001, significant)")
     tables = {t: pd.DataFrame({"method": ["LBW + renewal"], "renewals": [r]})
               for t, r in (("1/1/1", 5.0), ("4/4/1", 0.0))}
     text = al.differences_verdict(hand, tables)
@@ -247,6 +287,11 @@ def test_settle_table_and_lines():
     none = pd.DataFrame([{"target": "2/2/1", "runs": 2, "settled": 0, "median epoch": math.nan,
                           "latest epoch": math.nan}])
     assert al.settle_lines(none, 10) == "target 2/2/1: 0 of 2 runs end within 0.3 of the target"
+    whole = pd.DataFrame([{"target": "1/1/1", "runs": 8, "settled": 8, "median epoch": 4.0,
+                           "latest epoch": 4}])  # a whole median epoch: no ".0"
+    assert al.settle_lines(whole, 10) == (
+        "target 1/1/1: 8 of 8 runs end within 0.3 of the target; they stay there from epoch 4 on "
+        "(median; latest 4) of 10, i.e. after 40% of training")
 
 
 def test_accuracy_ordering_and_the_paper_comparison():
@@ -414,9 +459,32 @@ def test_plot_layer_bits_hides_the_spare_panel_and_labels_the_counts():
     assert visible[0].get_title() == "target a (m)"
     fig.canvas.draw()
     labels = [[t.get_text() for t in ax.get_xticklabels() if t.get_visible()] for ax in visible]
-    assert labels[2][1] == "L2\n0.0k w\n0.0k in"  # bottom row
+    assert labels[2][1] == "L2\n30 w\n2 in"  # bottom row; LAYERS: l1 has 30 weights, 2 features
     assert labels[1] == labels[2] and labels[0] == []  # b is the last panel of its column
     assert max(visible[0].get_yticks()) == 5  # up to the largest bit width seen
+    plt.close(fig)
+
+
+def test_plot_layer_bits_of_one_table_and_of_many_layers():
+    lt = al.mean_layer_bits([result(bits=((1, 2), (2, 3), (5, 4)))])
+    fig = al.plot_layer_bits(lt, "one stage")  # a bare table: one panel, titled by the note
+    assert [ax.get_title() for ax in fig.axes] == ["one stage"]
+    plt.close(fig)
+    n = al.MANY_LAYERS
+    deep = pd.DataFrame({"layer": [f"stages.{i}.branch1.0" for i in range(n)], "Bw": 2.0, "Bs": 1.0,
+                         "Bw_min": 1, "Bw_max": 3, "Bs_min": 1, "Bs_max": 1,
+                         "weights": [512 + 1000 * i for i in range(n)], "in_features": 64})
+    fig = al.plot_layer_bits({"1/1/1": deep})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert names[0] == "L1 stages.0.branch1.0 (512 w, 64 in)" and len(names) == n
+    assert names[1] == "L2 stages.1.branch1.0 (1.5k w, 64 in)"
+    bottom, top = ax.get_ylim()
+    assert top < bottom  # horizontal bars, the first layer on top
+    assert ax.get_xlabel() == "learned bits" and max(ax.get_xticks()) == 3
+    widths = sorted({round(p.get_width(), 6) for p in ax.patches})
+    assert widths == [1.0, 2.0]  # Bs and Bw of every layer, lengths along x
     plt.close(fig)
 
 

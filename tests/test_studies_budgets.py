@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from adabit_lite import studies
 from adabit_lite.studies import budgets as bg
 from adabit_lite.train import TrainConfig
 
@@ -101,7 +102,7 @@ def test_load_runs_groups_and_counts(monkeypatch, tmp_path):
         calls.append((sweep_dir, train_missing))
         return stored.get(cfg)
 
-    monkeypatch.setattr(bg, "stored_result", fake)
+    monkeypatch.setattr(studies, "stored_result", fake)
     groups, wanted, found, n_wanted = bg.load_runs(
         {4: {"1/4/1": ["a0", "a1"], "1/1/4": ["b0", "b1", "b2"]}}, tmp_path, True)
     assert groups == {4: {"1/4/1": [stored["a0"], stored["a1"]], "1/1/4": [stored["b1"]]}}
@@ -136,7 +137,7 @@ def test_split_lines(table):
     lines = bg.split_lines(table, bg.orderings(table, BUDGETS))
     assert lines[1:] == [
         "BB 4 1/4/1 (2 of 2): 91.00 +- 1.41, train 99.00, rank 1, best, S-ACE 21.00 M",
-        "BB 4 1/1/4 (2 of 2): 81.00 +- 1.41, train 99.00, rank 2, p 0.019, S-ACE 21.00 M",
+        "BB 4 1/1/4 (2 of 2): 81.00 +- 1.41, train 99.00, rank 2, p = 0.019, S-ACE 21.00 M",
         "BB 4 4/1/1 (0 of 2): missing",
         "stored S-ACE and size equal the meter's for every split shown: True",
         "BB 4 ordering: 1/4/1 (91.00) > 1/1/4 (81.00)"]
@@ -147,15 +148,11 @@ def test_split_lines(table):
 
 
 # ---------------------------------------------------------------- section 3: the comparisons
-def test_fmt_p():
-    assert [bg.fmt_p(p) for p in (math.nan, 0.000114, 0.0125, 1.0)] == ["n/a", "0.000114", "0.0125", "1"]
-
-
 def test_comparison_lines(comparisons):
     assert comparisons["p"].iloc[0] == pytest.approx(P_10_POINTS)
     assert bg.comparison_lines(comparisons) == [
         "BB 4 spike bits vs time steps (same W): 1/4/1 91.00 vs 1/1/4 81.00, a - b +10.00 "
-        "(p 0.019, Holm 0.019)",  # the only p-value: Holm leaves it as it is
+        "(p = 0.019, Holm p = 0.019)",  # the only p-value: Holm leaves it as it is
         "BB 4 spike bits vs weight bits (same T): 1/4/1 vs 4/1/1: missing runs"]
 
 
@@ -172,7 +169,7 @@ def test_steps_paragraph_says_who_wins(table, comparisons):
     text = bg.steps_paragraph(table, comparisons, "SETTING")
     assert text.startswith(
         "**Spike bits vs time steps.** 1/4/1 (16 spike levels) vs 1/1/4 (5 levels, stem S-ACE "
-        "56.0 M against 14.0 M): +10.00 points, p 0.0194, Holm 0.0194. ")
+        "56.0 M against 14.0 M): +10.00 points, p = 0.019, Holm p = 0.019. ")
     assert text.endswith("Spike bits win where the difference is significant (1/4/1 vs 1/1/4), "
                          "as Shen et al. found on CIFAR.")
     steps = bg.SPIKES_VS_STEPS
@@ -196,14 +193,15 @@ def test_steps_paragraph_says_who_wins(table, comparisons):
 
 def test_weights_paragraph(table):
     w = bg.SPIKES_VS_WEIGHTS
-    rows = comparison_rows([(w, "1/4/1", "4/1/1", 2.0, 0.001, 0.002),
+    rows = comparison_rows([(w, "1/4/1", "4/1/1", 2.0, 0.0004, 0.002),
                             (w, "1/4/1", "1/1/4", -0.5, 0.4, 0.4),
                             (w, "1/1/4", "4/1/1", 1.0, math.nan, math.nan)])
     assert bg.weights_paragraph(table, rows) == (
         "**Spike bits vs weight bits.** 1/4/1 vs 4/1/1 (weight levels 2 vs 15, size 58 vs 232 kbit): "
-        "+2.00 points, p 0.001, Holm 0.002; 1/4/1 vs 1/1/4 (weight levels 2 vs 2, size 58 vs 58 kbit): "
-        "-0.50 points, p 0.4, Holm 0.4; 1/1/4 vs 4/1/1 (weight levels 2 vs 15, size 58 vs 232 kbit): "
-        "+1.00 points, p n/a, Holm n/a. Spike bits win in 1/4/1 vs 4/1/1. Not significant: 1/4/1 vs "
+        "+2.00 points, p < 0.001, Holm p = 0.002; 1/4/1 vs 1/1/4 (weight levels 2 vs 2, size 58 vs 58 "
+        "kbit): -0.50 points, p = 0.400, Holm p = 0.400; 1/1/4 vs 4/1/1 (weight levels 2 vs 15, size 58 "
+        "vs 232 kbit): +1.00 points, p = n/a, Holm p = n/a. Spike bits win in 1/4/1 vs 4/1/1. Not "
+        "significant: 1/4/1 vs "
         "1/1/4. No Welch test possible: 1/1/4 vs 4/1/1.")
     lost = comparison_rows([(w, "1/4/1", "4/1/1", -2.0, 0.001, 0.002)])
     assert bg.weights_paragraph(table, lost).endswith("Weight bits win in 1/4/1 vs 4/1/1. ")
@@ -231,14 +229,14 @@ def test_paper_orderings_and_lines():
     assert orders == {"4 CIFAR-10": "1/4/1 (95.00) > 1/1/4 (94.00)",
                       "4 CIFAR-100": "1/4/1 (76.50) > 1/1/4 (74.25)"}
     assert bg.paper_orderings(SHEN, {4: ["2/2/1"]}) == {"4 CIFAR-10": "", "4 CIFAR-100": ""}
-    pairs = pd.DataFrame([{"budget": 4, "a": "1/4/1", "b": "1/1/4", "a - b": 1.5, "p": 0.0125,
+    pairs = pd.DataFrame([{"budget": 4, "a": "1/4/1", "b": "1/1/4", "a - b": 1.5, "p": 0.0124,
                            "paper CIFAR-10 a - b": 1.0, "paper CIFAR-100 a - b": -2.25},
                           {"budget": 4, "a": "1/4/1", "b": "2/2/1", "a - b": math.nan, "p": math.nan,
                            "paper CIFAR-10 a - b": math.nan, "paper CIFAR-100 a - b": math.nan}])
     assert bg.paper_lines({"4 CIFAR-10": "A", "4 CIFAR-100": ""}, {4: ""}, pairs, "digits") == [
         "BB 4 Shen et al. CIFAR-10: A", "BB 4 Shen et al. CIFAR-100: not reported",
         "BB 4 this book (digits): no runs",
-        "BB 4 1/4/1 - 1/1/4: Shen CIFAR-10 +1.00, CIFAR-100 -2.25; ours +1.50 (p 0.0125)",
+        "BB 4 1/4/1 - 1/1/4: Shen CIFAR-10 +1.00, CIFAR-100 -2.25; ours +1.50 (p = 0.012)",
         "BB 4 1/4/1 - 2/2/1: Shen CIFAR-10 +nan, CIFAR-100 +nan; ours missing"]
 
 

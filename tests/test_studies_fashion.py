@@ -91,3 +91,43 @@ def test_fall_epochs_lists_where_any_run_fell_more_than_5_points():
     assert fa.fall_epochs(runs) == [2]
     assert fa.fall_epochs([run(2, 2, 80.0, (80.0, 74.9, 80.0))]) == [2]  # 5.1 points
     assert fa.fall_epochs([run(2, 2, 80.0, (80.0, 75.0, 80.0))]) == []  # exactly 5: not a fall
+
+
+def test_load_counts_distinct_runs_and_the_controls_still_to_come(monkeypatch, tmp_path):
+    from adabit_lite import studies, sweeps
+
+    on_disk = {("fashion-allocation", "l0"), ("fashion-allocation", "u1"), ("fashion-allocation", "u2")}
+
+    def groups(root, targets, seeds, base):  # like sweeps.fashion_groups: controls of stored runs
+        learned = ["l0", "l1"]
+        controls = [f"c-{c}" for c in learned if ("fashion-allocation", c) in on_disk]
+        return {"1/1/1": {"U-quant": ["u1"], "M": learned, "control of M": controls},
+                "1.5/1.5/1": {"U-quant": ["u1", "u2"]}}  # u1 again: one run, wanted once
+
+    def stored(folder, cfg, train):
+        target = {"u1": "1/1/1", "u2": "2/2/1"}.get(cfg, "1/1/1")
+        return {"key": cfg, "parameters": {"target": target}} if (folder.name, cfg) in on_disk else None
+
+    monkeypatch.setattr(sweeps, "fashion_groups", groups)
+    monkeypatch.setattr(sweeps, "FASHION_CONTROLLED", {"1/1/1": ("M",)})
+    monkeypatch.setattr(sweeps, "FASHION_NEAREST_UNIFORM", {"1.5/1.5/1": ("1/1/1", "2/2/1")})
+    monkeypatch.setattr(studies, "stored_result", stored)
+    monkeypatch.setattr(studies, "result_key", lambda cfg: cfg)
+    stage = fa.load(tmp_path)
+    # wanted: u1, l0, l1, c-l0, u2 and the control l1 will get; found: u1, l0, u2 (c-l0 not stored)
+    assert (stage.wanted, stage.found) == (6, 3)
+    assert [r["key"] for r in stage.groups["1/1/1"]["M"]] == ["l0"]
+    assert stage.groups["1/1/1"]["control of M"] == []
+    assert {m: [r["key"] for r in g] for m, g in stage.groups["1.5/1.5/1"].items()} == {
+        "U-quant 1/1/1": ["u1"], "U-quant 2/2/1": ["u2"]}  # a uniform setting each
+
+
+def test_difference_sentence_writes_p_with_p_text():
+    d = {"a": "A", "b": "B", "difference": 1.5, "p": 0.19, "runs a": 5, "runs b": 4,
+         "failed a": 0, "failed b": 1}
+    assert fa.difference_sentence(d) == ("A +1.50 points against B (5 and 4 seeds), not significant "
+                                         "(Welch p = 0.190); 1 of 4 B runs collapsed")
+    assert fa.difference_sentence({**d, "p": 0.0004, "failed b": 0}).endswith(
+        "significant (Welch p < 0.001)")
+    assert fa.difference_sentence({**d, "p": float("nan")}).endswith("untested (too few runs); "
+                                                                      "1 of 4 B runs collapsed")

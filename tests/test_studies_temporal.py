@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from adabit_lite import paper, sweeps
+from adabit_lite import paper, studies, sweeps
 from adabit_lite.data import make_dataset, make_moving_digits
 from adabit_lite.layers import QuantConfig
 from adabit_lite.models import build_model
@@ -197,15 +197,11 @@ def test_load_groups_counts_wanted_and_found(tmp_path, monkeypatch):
         calls.append((folder, train_missing))
         return {"seed": cfg.seed, "width": cfg.width} if cfg.seed == 0 else None
 
-    monkeypatch.setattr(tm, "stored_result", seed_zero_only)
+    monkeypatch.setattr(studies, "stored_result", seed_zero_only)
     groups, wanted, found = tm.load_groups(tmp_path, [0, 1], [4, 1], "num_samples=40", True, width=4)
     assert (wanted, found) == (14, 7)
     assert groups[1]["learned"] == [{"seed": 0, "width": 4}]
     assert set(calls) == {(tmp_path / "temporal-budget", True)} and len(calls) == 14
-
-
-def test_runs_shown():
-    assert tm.runs_shown(3, 5).startswith("runs shown: 3 of 5 wanted (the rest are not stored")
 
 
 def test_table_lines_skip_bits_of_full_precision():
@@ -215,7 +211,7 @@ def test_table_lines_skip_bits_of_full_precision():
     assert header.startswith("T, method (runs): split, mean W/S")
     assert fixed == "T=8 fixed (2): 1/1/8, W/S 1.00/1.00, BB 8.00, 75.00 +- 7.07, at chance 0"
     # Welch with one df (one group without spread): t = 25 / 5, p = 1 - 2 atan(5) / pi = 0.126
-    assert full == "T=8 full precision (2): full precision, 100.00 +- 0.00, at chance 0, p 0.126"
+    assert full == "T=8 full precision (2): full precision, 100.00 +- 0.00, at chance 0, p = 0.126"
 
 
 def _comparison_groups():
@@ -246,7 +242,7 @@ def test_comparison_lines_and_the_control():
     control = [_result(50.0, fp=True), _result(62.5, fp=True)]
     lines = tm.comparison_lines(c, control, 8)
     assert lines[1] == ("T=2 (1/4/2): fixed 50.00, learned 50.00 (BB 8.00), difference +0.00, "
-                        "Welch p n/a, full precision nan")
+                        "Welch p = n/a, full precision nan")
     assert lines[0].startswith("T=8 (1/1/8): fixed 75.00, learned 98.00 (BB 9.50), difference +23.00")
     assert lines[-1] == "time-average control at T=8: 1 of 2 runs at exactly 50 %"
 
@@ -258,15 +254,15 @@ def _comparison(rows):
 
 
 def test_verdict_sorts_blind_and_seen_T():
-    c = _comparison([(8, "1/1/8", 90.0, 99.0, 0.01, 9.5, 100.0),
+    c = _comparison([(8, "1/1/8", 90.0, 99.0, 0.0004, 9.5, 100.0),
                      (4, "1/2/4", 95.0, 94.0, 0.5, 8.5, 100.0),
                      (2, "1/4/2", 50.0, 50.0, math.nan, 8.6, 55.0)])  # 55: still near chance
     control = [_result(50.0, fp=True), _result(51.0, fp=True)]
     text = tm.verdict(c, control, epochs=3)
     assert text.startswith("At T = 2 every method is at or near chance (full precision 55.0 %)")
     assert ("Where the bins keep the order: T = 8: fixed 1/1/8 90.0 %, learned 99.0 % (Bit Budget "
-            "9.5, Welch p 0.01); T = 4: fixed 1/2/4 95.0 %, learned 94.0 % (Bit Budget 8.5, Welch "
-            "p 0.5).") in text
+            "9.5, Welch p < 0.001); T = 4: fixed 1/2/4 95.0 %, learned 94.0 % (Bit Budget 8.5, Welch "
+            "p = 0.500).") in text
     assert "The learned bits beat the fixed split at T = 8 (p < 0.05)." in text
     assert "fixed split beats" not in text and "No difference" not in text
     assert "1/2/4 reaches 95.0 %, 1/1/8 90.0 %, with 1-bit spikes and weights in 3 epochs" in text

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paper, plotting, sweeps
+from .. import ledger, paper, plotting, sweeps
+from ..reproduce import p_text
 from ..results import find_result
 from ..train import TrainConfig
 from ..wst import parse_wst
 from . import allocation as al
-from . import stored_result
+from . import load_stored, runs_shown
 
 REFERENCE = "default"  # LBW + activation renewal with the refined neuron: the paper's method
 UQUANT = "U-quant"  # the refined neuron at the target bits from the start (chapter 5's runs)
@@ -160,27 +161,17 @@ def compare(groups: dict[str, list[dict]], a: str, b: str, alpha: float = ALPHA)
             "difference": diff, "p": p, "outcome": outcome}
 
 
-NOT_REPRODUCED = ("same direction, not significant", "untested", "no difference",
-                  "opposite direction, not significant", "reversed")
+NOT_REPRODUCED = (ledger.SMALLER, ledger.NO_DIFFERENCE, ledger.REVERSED)
 
 
 def verdict(paper_difference: float, ours: dict) -> str:
-    """Whether our comparison reproduces the paper's direction: "reproduced" (same sign, p <
-    alpha), "same direction, not significant", "untested" (no p-value), "no difference"
-    (equal means), "opposite
-    direction, not significant", "reversed" (opposite sign, p < alpha), "not run" or "not in
-    the sweep"."""
+    """The claims ledger's verdict (``ledger.verdict``, the book's one rule) on our difference and
+    its Welch p-value against the paper's difference: "reproduces", "same direction, weaker",
+    "no significant difference" or "reversed"; "not run" or "not in the sweep" where a group has
+    no stored run."""
     if ours["outcome"] in ("not run", "not in the sweep"):
         return ours["outcome"]
-    if ours["difference"] == 0:
-        return "no difference"
-    if ours["outcome"] == "untested":
-        return "untested"
-    same = (ours["difference"] > 0) == (paper_difference > 0)
-    if ours["outcome"] == "no significant difference":
-        return ("same direction, not significant" if same
-                else "opposite direction, not significant")
-    return "reproduced" if same else "reversed"
+    return ledger.verdict(paper_difference, ours["difference"], ours["p"], tested=True)
 
 
 def claims_table(groups: dict[str, list[dict]], paper_tables: dict[str, pd.DataFrame],
@@ -265,14 +256,10 @@ CHAPTER5_METHODS = {UQUANT: "U-quant", "renewal none": "LBW", "default": "LBW + 
 
 
 _VERDICT_WORDS = {
-    "reproduced": "reproduced (p < {alpha})",
-    "same direction, not significant": "the same direction, but not significant at p < {alpha}: "
-                                       "not reproduced with these seeds",
-    "opposite direction, not significant": "the opposite direction, not significant: the "
-                                           "paper's ordering does not reproduce here",
-    "no difference": "equal means: the paper's ordering does not reproduce here",
-    "untested": "no Welch test possible (fewer than two runs, or no spread): not established here",
-    "reversed": "reversed (p < {alpha}): the paper's ordering does not reproduce here",
+    ledger.REPRODUCES: "reproduces (p < {alpha})",
+    ledger.SMALLER: "same direction, weaker (p < {alpha}, under half the paper's difference)",
+    ledger.NO_DIFFERENCE: "no significant difference at p < {alpha}",
+    ledger.REVERSED: "reversed (p < {alpha}): the paper's ordering does not reproduce here",
     "not run": "not run yet",
     "not in the sweep": "not in this book's sweep",
     "not reported": "the paper reports no row at this target",
@@ -286,22 +273,25 @@ def claim_sentence(row, alpha: float = ALPHA) -> str:
              f"{row['paper a']:.2f} vs {row['paper b']:.2f} ({row['paper a - b']:+.2f})")
     if row["verdict"] in ("not run", "not in the sweep"):
         return head + "; here " + _VERDICT_WORDS[row["verdict"]] + "."
-    p = "n/a" if math.isnan(row["p"]) else f"{row['p']:.3f}"
+    way = ""
+    if row["verdict"] == ledger.NO_DIFFERENCE and row["ours a - b"] != 0:
+        same = (row["ours a - b"] > 0) == (row["paper a - b"] > 0)
+        way = " (the means point the paper's way)" if same else " (the means point the other way)"
     return (head + f"; here {row['ours a']:.2f} vs {row['ours b']:.2f} ({row['ours a - b']:+.2f}, "
-            f"Welch p = {p}): " + _VERDICT_WORDS[row["verdict"]].format(alpha=alpha) + ".")
+            f"Welch {p_text(row['p'])}): " + _VERDICT_WORDS[row["verdict"]].format(alpha=alpha)
+            + way + ".")
 
 
 def compare_sentence(row, alpha: float = ALPHA) -> str:
     """One sentence for a row of ``extra_table``."""
     if row["outcome"] in ("not run", "not in the sweep"):
         return f"{row['factor']}: {_VERDICT_WORDS[row['outcome']]}."
-    p = "n/a" if math.isnan(row["p"]) else f"{row['p']:.3f}"
     word = {"higher": f"higher (p < {alpha})", "lower": f"lower (p < {alpha})",
             "no significant difference": f"no significant difference at p < {alpha}",
             "untested": "no Welch test possible (fewer than two runs, or no spread)",
             }[row["outcome"]]
     return (f"{row['factor']}: {row['mean a']:.2f} vs {row['mean b']:.2f} "
-            f"({row['difference']:+.2f}, Welch p = {p}): {word}.")
+            f"({row['difference']:+.2f}, Welch {p_text(row['p'])}): {word}.")
 
 
 def shared_runs(ours: list[dict], theirs: list[dict]) -> dict:
@@ -401,6 +391,10 @@ def left_out_columns(names) -> list[str]:
             for label, group, _ in cols.values() if group not in names]
 
 
+#: the sweep of a group stored outside ``ablations``
+SWEEP_OF = {UQUANT: "allocation"}
+
+
 def load(root, names, seeds, target: str, base: dict,
          train_missing: bool = False) -> tuple[dict[str, list[dict]], int]:
     """The stored runs of each group of ``names`` at ``target`` over ``seeds`` (``base``: the
@@ -408,18 +402,16 @@ def load(root, names, seeds, target: str, base: dict,
     ``allocation`` (the default's runs made U-quant, chapter 5's runs), the rest from
     ``ablations``; ``train_missing`` trains and stores the missing ones."""
     settings = sweeps.ablation_groups(seeds, target, **base)
-    wanted = {n: ("allocation", [c.uquant() for c in settings[REFERENCE]]) if n == UQUANT
-              else ("ablations", settings[n]) for n in names}
-    groups = {n: [r for c in cfgs if (r := stored_result(Path(root) / sweep, c, train_missing)) is not None]
-              for n, (sweep, cfgs) in wanted.items()}
-    return groups, sum(len(cfgs) for _, cfgs in wanted.values())
+    configs = {n: [c.uquant() for c in settings[REFERENCE]] if n == UQUANT else settings[n]
+               for n in names}
+    stored = load_stored(configs, lambda n, cfg: Path(root) / SWEEP_OF.get(n, "ablations"),
+                         train_missing)
+    return stored.groups, stored.wanted
 
 
 def runs_message(groups: dict[str, list[dict]], wanted: int, n_seeds: int) -> str:
     """How many of the ``wanted`` runs are stored, and each group with fewer than ``n_seeds``."""
-    found = sum(len(g) for g in groups.values())
-    text = (f"runs shown: {found} of {wanted} wanted (the rest are not stored: run `python -m "
-            "adabit_lite.sweeps run allocation ablations` or set train_missing = True)")
+    text = runs_shown(sum(len(g) for g in groups.values()), wanted, *SWEEP_OF.values(), "ablations")
     short = [f"{n} ({len(g)} of {n_seeds})" for n, g in groups.items() if len(g) < n_seeds]
     return text + ("\nincomplete groups: " + "; ".join(short) if short else "")
 
@@ -450,9 +442,8 @@ def table_lines(table: pd.DataFrame) -> str:
             if not r["runs"]:
                 lines.append(f"  {r['ablation']:>34}: not run")
                 continue
-            p = "-" if np.isnan(r[p_col]) else f"{r[p_col]:.3f}"
             lines.append(f"  {r['ablation']:>34}: {r['runs']}, {r['W']:.2f}/{r['S']:.2f}/{r['T']:.2f}, "
-                         f"{r['accuracy']:.2f} +- {r['std']:.2f}, p {p}, renewals "
+                         f"{r['accuracy']:.2f} +- {r['std']:.2f}, {p_text(r[p_col])}, renewals "
                          f"{r['weight renewals']:.1f}/{r['spike renewals']:.1f}, "
                          f"{int(r['runs with a drop > 5'])}")
     return "\n".join(lines)
@@ -570,7 +561,7 @@ def _claim_paragraphs(claims: pd.DataFrame, name: str) -> list[str]:
     out = ["- " + claim_sentence(c) for _, c in rows.iterrows()]
     failed = rows[rows["verdict"].isin(NOT_REPRODUCED)]
     if not failed.empty:
-        out.append("Not reproduced here (reversed, no difference or not significant): "
+        out.append("Not reproduced in full here (weaker, not significant or reversed): "
                    + "; ".join(failed["factor"]) + ".")
     return out
 
@@ -612,7 +603,7 @@ def renewal_text(table: pd.DataFrame, groups: dict[str, list[dict]], claims: pd.
                 "no significant difference": "makes no significant difference here",
                 "untested": "cannot be tested with these runs"}[helps["outcome"]]
         out.append(f"**Does activation renewal help?** The default against no renewal: "
-                   f"{helps['difference']:+.2f} points (Welch p = {helps['p']:.3f}): renewal {word}.")
+                   f"{helps['difference']:+.2f} points (Welch {p_text(helps['p'])}): renewal {word}.")
     out += _claim_paragraphs(claims, "yao_ablation")
     histories = renewal_histories(groups)
     if histories:
@@ -632,7 +623,7 @@ def old_neuron_line(groups: dict[str, list[dict]]) -> str:
     difference and p-value where both groups are stored."""
     old = compare(groups, "old neuron", REFERENCE)
     return (f"old neuron vs {REFERENCE}: {old['outcome']}"
-            + ("" if np.isnan(old["difference"]) else f" ({old['difference']:+.2f}, p = {old['p']:.3f})"))
+            + ("" if np.isnan(old["difference"]) else f" ({old['difference']:+.2f}, {p_text(old['p'])})"))
 
 
 def neuron_text(table: pd.DataFrame, groups: dict[str, list[dict]], claims: pd.DataFrame,
@@ -649,7 +640,7 @@ def neuron_text(table: pd.DataFrame, groups: dict[str, list[dict]], claims: pd.D
                 "no significant difference": "not significantly different from the refined neuron here",
                 "untested": "not comparable by a test with these runs"}[old["outcome"]]
         out.append(f"**Is the old neuron worse?** With renewal, the old neuron against the default: "
-                   f"{old['difference']:+.2f} points (Welch p = {old['p']:.3f}): the old neuron is {word}.")
+                   f"{old['difference']:+.2f} points (Welch {p_text(old['p'])}): the old neuron is {word}.")
     out += _claim_paragraphs(claims, "yao_neuron_ablation")
     t = table.set_index("ablation")
     learned = [n for n in names if _stored(t, n) and UQUANT not in n]
@@ -717,10 +708,11 @@ def summary_text(claims: pd.DataFrame, paper_tables: dict[str, pd.DataFrame], ta
                     + (": the same number, so its U-quant baseline may well use the old neuron; this "
                        "book runs U-quant with both neurons (sections 1 and 2)." if u1 == u2 else "."))
     counts = claims["verdict"].value_counts()
-    parts = [f"{counts.get(v, 0)} {v}" for v in ("reproduced",) + NOT_REPRODUCED
+    parts = [f"{v} {counts.get(v, 0)}" for v in (ledger.REPRODUCES,) + NOT_REPRODUCED
              + ("not run", "not in the sweep", "not reported") if counts.get(v, 0)]
     text.append(f"Of the paper's {len(claims)} one-factor orderings (sections 1 and 2): "
-                + ", ".join(parts) + f" (Welch test, p < {alpha}, {n_seeds} seeds per group).")
+                + "; ".join(parts) + f" (the claims ledger's rule: Welch test, p < {alpha}, "
+                f"{n_seeds} seeds per group).")
     return "\n\n".join(text)
 
 

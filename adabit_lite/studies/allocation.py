@@ -22,10 +22,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from .. import plotting, sweeps
-from ..reproduce import welch
-from ..results import result_key
+from ..reproduce import p_text, welch
 from ..wst import parse_wst
-from . import stored_result
+from . import load_stored
 
 TOLERANCE = 0.3
 PAPER_RULE = "LBW + renewal"  # the paper's method, unchanged
@@ -375,25 +374,10 @@ def load_groups(results_dir, sweep: str, grouping, train_missing: bool = False,
     Returns (groups, runs wanted, runs found), a run counted once per result key (``distinct``)
     or once per place it takes in the groups (a group shown at two targets counts twice)."""
     root = Path(results_dir)
-
-    def get(method, cfg):
-        folder = root / (f"{sweep}-control" if method == "control" else sweep)
-        return stored_result(folder, cfg, train_missing)
-
-    if train_missing:  # a control is named only once its learned run is stored
-        for methods in grouping(root, **kwargs).values():
-            for method, cfgs in methods.items():
-                for cfg in cfgs if method != "control" else ():
-                    get(method, cfg)
-    groups, wanted, found = {}, [], []
-    for target, methods in grouping(root, **kwargs).items():
-        groups[target] = {}
-        for method, cfgs in methods.items():
-            groups[target][method] = [r for c in cfgs if (r := get(method, c)) is not None]
-            wanted += [result_key(c) for c in cfgs]
-            found += [r["key"] for r in groups[target][method]]
-    count = (lambda keys: len(set(keys))) if distinct else len
-    return groups, count(wanted), count(found)
+    stored = load_stored(lambda: grouping(root, **kwargs),
+                         lambda method, cfg: root / (f"{sweep}-control" if method == "control" else sweep),
+                         train_missing, control=lambda method: method == "control", distinct=distinct)
+    return stored.groups, stored.wanted, stored.found
 
 
 def layer_tables(groups: dict[str, dict[str, list[dict]]], method: str) -> dict[str, pd.DataFrame]:
@@ -438,41 +422,64 @@ def ranks_sentence(ranks: dict[str, str]) -> str:
             f"the last layer ({ranks['last']}) has {ranks['last_layer_w']}")
 
 
-def plot_layer_bits(tables: dict[str, pd.DataFrame], note: str = ""):
-    """The paper's Figure 4 at every target (``tables``: target -> ``mean_layer_bits``), two panels
-    a row: each learned layer's mean Bw and Bs over the seeds, the black lines spanning the
-    smallest to largest seed; under each layer (L1, L2, ... in order) its weight and input-feature
-    counts.  ``note``: added to each panel's title."""
+#: from this many learned layers on, ``plot_layer_bits`` lays its bars horizontally, layers named
+MANY_LAYERS = 12
 
 
-    n = max(len(tables), 1)
-    ncols = min(2, n)
+def _count(n: int) -> str:
+    """A weight or feature count in a layer's label: 640, 2.3k."""
+    return f"{n / 1000:.1f}k" if n >= 1000 else f"{n}"
+
+
+def plot_layer_bits(tables: dict[str, pd.DataFrame] | pd.DataFrame, note: str = ""):
+    """The paper's Figure 4: each learned layer's mean Bw and Bs over the seeds, the black lines
+    spanning the smallest to largest seed, the layers in order (L1, L2, ...) with their weight and
+    input-feature counts.  ``tables``: target -> ``mean_layer_bits``, a panel each ("target T"
+    and ``note`` as its title), two a row; or one ``mean_layer_bits`` table, one panel titled
+    ``note``.  With ``MANY_LAYERS`` layers or more the bars lie horizontally, the first layer on
+    top, each layer named beside its counts."""
+    panels = ({note: tables} if isinstance(tables, pd.DataFrame)
+              else {f"target {t}{note}": lt for t, lt in tables.items()})
+    layers = max((len(lt) for lt in panels.values()), default=1)
+    flat = layers >= MANY_LAYERS
+    width = 6.4 if flat else 1.0 + 0.9 * max(layers, 3)  # one panel's
+    n = max(len(panels), 1)
+    ncols = min(2, n) if width <= 5 or flat else 1
     nrows = -(-n // ncols)
-    fig, axes = plotting.figure(ncols=ncols, nrows=nrows, figsize=(3.7 * ncols, 0.6 + 2.6 * nrows),
-                                sharex=True, sharey=True, squeeze=False)
+    height = 1.0 + 0.3 * layers if flat else 2.6
+    fig, axes = plotting.figure(ncols=ncols, nrows=nrows, squeeze=False, sharex=True, sharey=True,
+                                figsize=(width * ncols, 0.6 + height * nrows))
     colors = {"Bw": plotting.COLORS["lbw"], "Bs": plotting.COLORS["lbw_renew"]}
     top = 1
-    for ax, (target, lt) in zip(axes.flat, tables.items()):
-        x = np.arange(len(lt))
+    for ax, (title, lt) in zip(axes.flat, panels.items()):
+        at = np.arange(len(lt))
         for off, (key, color) in zip((-0.2, 0.2), colors.items()):
             spread = [lt[key] - lt[f"{key}_min"], lt[f"{key}_max"] - lt[key]]
-            ax.bar(x + off, lt[key], width=0.4, color=color, yerr=spread, capsize=3,
-                   error_kw={"elinewidth": 1.2, "capthick": 1.2})
+            bar, err = (ax.barh, "xerr") if flat else (ax.bar, "yerr")
+            bar(at + off, lt[key], 0.4, color=color, capsize=3, **{err: spread},
+                error_kw={"elinewidth": 1.2, "capthick": 1.2})
         top = max(top, int(np.ceil(max(lt["Bw_max"].max(), lt["Bs_max"].max()))))
-        ax.set_xticks(x, [f"L{i + 1}\n{w / 1000:.1f}k w\n{f / 1000:.1f}k in"
-                          for i, (w, f) in enumerate(zip(lt["weights"], lt["in_features"]))])
-        ax.set_title(f"target {target}{note}")
-        ax.grid(False, axis="x")
+        counts = [(_count(w), _count(f)) for w, f in zip(lt["weights"], lt["in_features"])]
+        if flat:
+            ax.set_yticks(at, [f"L{i + 1} {name} ({w} w, {f} in)"
+                               for i, (name, (w, f)) in enumerate(zip(lt["layer"], counts))],
+                          fontsize=8)
+            ax.set_ylim(len(lt) - 0.5, -0.5)  # the first layer on top
+            ax.grid(False, axis="y")
+        else:
+            ax.set_xticks(at, [f"L{i + 1}\n{w} w\n{f} in" for i, (w, f) in enumerate(counts)])
+            ax.grid(False, axis="x")
+        ax.set_title(title)
     for r, c in np.ndindex(axes.shape):
-        if r * ncols + c >= len(tables):
+        if r * ncols + c >= len(panels):
             axes[r, c].set_visible(False)
             if r > 0:
                 axes[r - 1, c].tick_params(labelbottom=True)  # the last panel of its column
-    axes[0, 0].set_yticks(range(0, top + 1))
-    for ax in axes[:, 0]:
-        ax.set_ylabel("learned bits")
+    (axes[0, 0].set_xticks if flat else axes[0, 0].set_yticks)(range(0, top + 1))
+    for ax in axes[-1, :] if flat else axes[:, 0]:
+        (ax.set_xlabel if flat else ax.set_ylabel)("learned bits")
     handles = [Line2D([], [], color=c, lw=6) for c in colors.values()]
-    handles.append(Line2D([], [], color="black", marker="|", ms=11, mew=1.2, lw=0))
+    handles.append(Line2D([], [], color="black", marker="_" if flat else "|", ms=11, mew=1.2, lw=0))
     fig.legend(handles, ["Bw (mean over seeds)", "Bs (mean over seeds)", "range over the seeds"],
                loc="lower center", ncol=3, bbox_to_anchor=(0.5, 1.0), fontsize=9)
     fig.tight_layout()
@@ -521,7 +528,7 @@ def comparison_lines(target: str, table: pd.DataFrame, reference: str = "U-quant
         cost = ("-" if np.isnan(row["bit budget"]) else
                 f"BB {row['bit budget']:.2f}, S-ACE {row['S-ACE (M)']:.1f}")
         on = "-" if np.isnan(row["within target"]) else f"{row['within target']:.0%}"
-        p = "" if np.isnan(row[p_column]) else f", p = {row[p_column]:.3f}"
+        p = "" if np.isnan(row[p_column]) else f", {p_text(row[p_column])}"
         lines.append(f"  {row['method']:>14} ({row['runs']}): {wst}, on target {on}, {cost}, "
                      f"{row['accuracy']:.2f} +- {row['std']:.2f}{p}")
     return "\n".join(lines)
@@ -555,7 +562,7 @@ def plot_accuracy_by_seed(groups: dict[str, dict[str, list[dict]]], targets):
 def differences_table(groups: dict[str, dict[str, list[dict]]], pairs=PAIRS,
                       alpha: float = ALPHA) -> pd.DataFrame:
     """Per target and pair (a, b) of ``pairs`` where both have at least two stored runs
-    (``fashion.difference``): mean final accuracy of a minus b in points as "a - b", the Welch
+    (``difference``): mean final accuracy of a minus b in points as "a - b", the Welch
     p-value, and whether p < ``alpha``."""
 
     rows = []
@@ -572,7 +579,7 @@ def differences_table(groups: dict[str, dict[str, list[dict]]], pairs=PAIRS,
 def difference_lines(differences: pd.DataFrame) -> str:
     """A ``differences_table`` as text, a line per row."""
     return "\n".join(f"target {d['target']}: {d['comparison']}: {d['difference']:+.2f} points "
-                     f"(Welch p = {d['p']:.3f}{', significant' if d['significant'] else ''})"
+                     f"(Welch {p_text(d['p'])}{', significant' if d['significant'] else ''})"
                      for _, d in differences.iterrows())
 
 
@@ -598,7 +605,7 @@ def differences_verdict(differences: pd.DataFrame, tables: dict[str, pd.DataFram
                 row = d.loc[comparison]
                 word = (("better" if row["difference"] > 0 else "worse") if row["significant"]
                         else "no significant difference")
-                parts.append(f"{label}: {row['difference']:+.2f} points, p = {row['p']:.3f} ({word})")
+                parts.append(f"{label}: {row['difference']:+.2f} points, {p_text(row['p'])} ({word})")
         line = f"- **{target}**: " + "; ".join(parts) + "."
         if tables[target].set_index("method")["renewals"].get("LBW + renewal", math.nan) == 0:
             line += (" Renewal never fired at this target (the spike bits start at their target, so "
@@ -633,7 +640,7 @@ def plot_mean_bits(groups: dict[str, dict[str, list[dict]]], method: str = "LBW 
 
 def settle_table(groups: dict[str, dict[str, list[dict]]], method: str = "LBW + renewal",
                  tol: float = TOLERANCE) -> pd.DataFrame:
-    """Per target where ``method`` has runs, ``fashion.settling`` (runs, how many end within
+    """Per target where ``method`` has runs, ``settling`` (runs, how many end within
     ``tol`` and stay, the median epoch they stay from, its share of training) and the latest such
     epoch (``settle_epoch``)."""
 
@@ -654,7 +661,7 @@ def settle_lines(settle: pd.DataFrame, epochs: int, tol: float = TOLERANCE) -> s
     for s in settle.to_dict(orient="records"):
         text = f"target {s['target']}: {s['settled']} of {s['runs']} runs end within {tol:g} of the target"
         if s["settled"]:
-            text += (f"; they stay there from epoch {s['median epoch']:.1f} on (median; latest "
+            text += (f"; they stay there from epoch {s['median epoch']:g} on (median; latest "
                      f"{s['latest epoch']:.0f}) of {epochs}, i.e. after {s['median epoch'] / epochs:.0%} "
                      "of training")
         lines.append(text)
@@ -694,7 +701,7 @@ def accuracy_ordering(values: dict[str, float]) -> str:
 def ordering_vs_paper(tables: dict[str, pd.DataFrame], paper_table: pd.DataFrame) -> pd.DataFrame:
     """Per target (``tables``: target -> ``comparison_table``): the paper's accuracy of U-quant,
     LBW and LBW + renewal (``paper_table``: its ablation table by target, the columns of
-    ``fashion.PAPER_COLUMNS``), its learned W/S and the ``accuracy_ordering`` of the three, beside
+    ``PAPER_COLUMNS``), its learned W/S and the ``accuracy_ordering`` of the three, beside
     ours (accuracy mean +- std, the learned W/S/T of LBW + renewal, our ordering)."""
 
     rows = []

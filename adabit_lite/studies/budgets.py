@@ -32,8 +32,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..reproduce import p_text
 from ..wst import parse_wst
-from . import stored_result
+from . import load_stored
 from .ablations import accuracies
 from .allocation import mean_history, welch
 
@@ -198,16 +199,13 @@ def cost_lines(table: pd.DataFrame, dataset: str, image_size) -> list[str]:
 # ------------------------------------------------------------------ stored runs
 def load_runs(settings: dict[int, dict[str, list]], sweep_dir, train_missing: bool = False):
     """The stored results of ``settings`` ({budget: {split: [cfg]}}, ``sweeps.fixed_budget_groups``)
-    under ``sweep_dir`` (``studies.stored_result``; trained first with ``train_missing``):
+    under ``sweep_dir`` (``studies.load_stored``; trained first with ``train_missing``):
     (groups {budget: {split: [result]}}, wanted {budget: {split: runs wanted}}, runs found, runs
     wanted)."""
-    groups, wanted = {}, {}
-    for budget, by_split in settings.items():
-        groups[budget] = {split: [r for c in cfgs if (r := stored_result(sweep_dir, c, train_missing))
-                                  is not None] for split, cfgs in by_split.items()}
-        wanted[budget] = {split: len(cfgs) for split, cfgs in by_split.items()}
-    found = sum(len(runs) for by_split in groups.values() for runs in by_split.values())
-    return groups, wanted, found, sum(n for by_split in wanted.values() for n in by_split.values())
+    stored = load_stored(settings, lambda split, cfg: sweep_dir, train_missing)
+    wanted = {budget: {split: len(cfgs) for split, cfgs in by_split.items()}
+              for budget, by_split in settings.items()}
+    return stored.groups, wanted, stored.found, stored.wanted
 
 
 def devices(groups: dict[int, dict[str, list[dict]]]) -> list[str]:
@@ -294,7 +292,7 @@ def split_lines(table: pd.DataFrame, orders: dict) -> list[str]:
         if r["runs"] == 0:
             lines.append(f"BB {r['budget']} {r['split']} (0 of {r['wanted']}): missing")
             continue
-        p = "best" if r["rank"] == 1 else ("n/a" if np.isnan(r["p vs best"]) else f"p {r['p vs best']:.3f}")
+        p = "best" if r["rank"] == 1 else p_text(r["p vs best"])
         std = "n/a" if np.isnan(r["std"]) else f"{r['std']:.2f}"
         lines.append(f"BB {r['budget']} {r['split']} ({r['runs']} of {r['wanted']}): {r['accuracy']:.2f} "
                      f"+- {std}, train {r['train accuracy']:.2f}, rank {r['rank']:.0f}, {p}, S-ACE "
@@ -376,11 +374,6 @@ def verdicts(comparisons: pd.DataFrame, alpha: float = ALPHA, column: str = "p (
     return out
 
 
-def fmt_p(p: float) -> str:
-    """A p-value to 3 significant digits, "n/a" for NaN (no test possible)."""
-    return "n/a" if np.isnan(p) else format(p, ".3g")
-
-
 def comparison_lines(comparisons: pd.DataFrame) -> list[str]:
     """The printed summary of a ``comparison_table``: per pair both mean accuracies, a - b and
     the Welch p-value raw and Holm-adjusted ("missing runs" where a side has none)."""
@@ -390,7 +383,7 @@ def comparison_lines(comparisons: pd.DataFrame) -> list[str]:
         if np.isnan(c["a - b"]):
             lines.append(head + f"{c['a']} vs {c['b']}: missing runs")
             continue
-        p = "n/a" if np.isnan(c["p"]) else f"p {c['p']:.3f}, Holm {c['p (Holm)']:.3f}"
+        p = p_text(c["p"]) + ("" if np.isnan(c["p"]) else f", Holm {p_text(c['p (Holm)'])}")
         lines.append(head + f"{c['a']} {c['accuracy a']:.2f} vs {c['b']} {c['accuracy b']:.2f}, "
                             f"a - b {c['a - b']:+.2f} ({p})")
     return lines
@@ -406,8 +399,8 @@ def _pairs_text(table: pd.DataFrame, comparisons: pd.DataFrame, kind: str, title
     if not rows:
         return None, None
     t = table.set_index("split")
-    pairs = "; ".join(f"{describe(t, r)}: {r['a - b']:+.2f} points, p {fmt_p(r['p'])}, "
-                      f"Holm {fmt_p(r['p (Holm)'])}" for r in rows)
+    pairs = "; ".join(f"{describe(t, r)}: {r['a - b']:+.2f} points, {p_text(r['p'])}, "
+                      f"Holm {p_text(r['p (Holm)'])}" for r in rows)
     return f"**{title}.** {pairs}. ", verdicts(comparisons, alpha)[kind]
 
 
@@ -594,7 +587,7 @@ def paper_lines(paper_orders: dict[str, str], orders: dict, paper_pairs: pd.Data
                   for name in ("CIFAR-10", "CIFAR-100")]
         lines.append(f"BB {budget} this book ({dataset}): {order or 'no runs'}")
     for _, c in paper_pairs.iterrows():
-        ours = "missing" if np.isnan(c["a - b"]) else f"{c['a - b']:+.2f} (p {fmt_p(c['p'])})"
+        ours = "missing" if np.isnan(c["a - b"]) else f"{c['a - b']:+.2f} ({p_text(c['p'])})"
         lines.append(f"BB {c['budget']} {c['a']} - {c['b']}: Shen CIFAR-10 {c['paper CIFAR-10 a - b']:+.2f}, "
                      f"CIFAR-100 {c['paper CIFAR-100 a - b']:+.2f}; ours {ours}")
     return lines
@@ -644,9 +637,12 @@ def _panels(budgets, width: float, height: float):
     return fig, axes[0]
 
 
-def _legend_if_any(ax) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+def _legend_below(where) -> None:
+    """The figure's (or one panel's) legend under the panels, clear of the data (none without
+    labelled artists)."""
+    from .. import plotting
+
+    plotting.legend_below(where, fontsize=7)
 
 
 def plot_accuracy_vs_split(groups: dict[int, dict[str, list[dict]]], budgets: dict[int, list[str]]):
@@ -673,7 +669,7 @@ def plot_accuracy_vs_split(groups: dict[int, dict[str, list[dict]]], budgets: di
         ax.set_xlabel("W/S/T split (spike levels)")
         ax.set_title(f"Bit Budget {budget}")
     axes[0].set_ylabel("test accuracy (%)")
-    _legend_if_any(axes[0])
+    _legend_below(fig)
     return fig
 
 
@@ -702,7 +698,7 @@ def plot_accuracy_vs_s_ace(table: pd.DataFrame, budgets):
         ax.set_xlabel("S-ACE per sample (M)")
         ax.set_title(title)
     axes[0].set_ylabel("test accuracy (%)")
-    _legend_if_any(axes[0])
+    _legend_below(fig)
     return fig
 
 
@@ -720,7 +716,7 @@ def plot_accuracy_per_epoch(groups: dict[int, dict[str, list[dict]]], budgets: d
                     label=split)
         ax.set_xlabel("epoch")
         ax.set_title(f"Bit Budget {budget}")
-        _legend_if_any(ax)
+        _legend_below(ax)
     axes[0].set_ylabel("test accuracy (%, mean over seeds)")
     return fig
 
@@ -747,7 +743,7 @@ def plot_paper_vs_book(table: pd.DataFrame, shen: pd.DataFrame, budgets: dict[in
         ax.set_xlabel("W/S/T split")
         ax.set_title(f"Bit Budget {budget}")
     axes[0].set_ylabel("accuracy minus the budget's best (points)")
-    _legend_if_any(axes[0])
+    _legend_below(fig)
     return fig
 
 

@@ -20,12 +20,13 @@ import pandas as pd
 from scipy import stats
 
 from .. import sweeps
-from ..results import find_result, result_key
+from ..reproduce import p_text
 from ..train import CHANCE_MARGIN
 from ..wst import parse_wst
 from . import allocation as al
-from .allocation import PAPER_COLUMNS, PAPER_RULE, difference, settling  # noqa: F401 (the page's names)
-from . import stored_result
+from .allocation import (PAPER_COLUMNS, PAPER_RULE, difference, plot_layer_bits,  # noqa: F401
+                          settling)  # (the page's names)
+from . import load_stored, stored_result
 
 SWEEP, CONTROL_SWEEP = "fashion-allocation", "fashion-control"
 COARSE, FINE = al.TOLERANCE, 0.1
@@ -56,27 +57,20 @@ def load(results_dir: str | Path = sweeps.RESULTS, train_missing: bool = False,
     ``sweeps.fashion_groups`` (a chapter's quick settings)."""
     root = Path(results_dir)
 
-    def get(sweep, cfg):
-        return stored_result(root / sweep, cfg, train_missing)
+    def control(method):
+        return method.startswith("control of ")
 
-    if train_missing:
-        for methods in sweeps.fashion_groups(root, targets, seeds, base).values():
-            for method, cfgs in methods.items():
-                if not method.startswith("control of "):
-                    for cfg in cfgs:
-                        get(SWEEP, cfg)
-    stage, wanted, found, unbuilt = Stage(), set(), set(), 0
-    for target, methods in sweeps.fashion_groups(root, targets, seeds, base).items():
+    stored = load_stored(lambda: sweeps.fashion_groups(root, targets, seeds, base),
+                         lambda method, cfg: root / (CONTROL_SWEEP if control(method) else SWEEP),
+                         train_missing, control=control, distinct=True)
+    stage = Stage(wanted=stored.wanted, found=stored.found)
+    for target, methods in stored.groups.items():
         stage.groups[target] = {}
-        for method, cfgs in methods.items():
-            sweep = CONTROL_SWEEP if method.startswith("control of ") else SWEEP
-            got = [r for c in cfgs if (r := get(sweep, c)) is not None]
-            wanted |= {result_key(c) for c in cfgs}
-            found |= {r["key"] for r in got}
+        for method, got in methods.items():
             stage.groups[target].update(_split_uquant(target, method, got))
+        cfgs = stored.configs[target]
         for m in sweeps.FASHION_CONTROLLED.get(target, ()):  # a learned run not yet stored has
-            unbuilt += len(methods[m]) - len(methods[f"control of {m}"])  # a control still to come
-    stage.wanted, stage.found = len(wanted) + unbuilt, len(found)
+            stage.wanted += len(cfgs[m]) - len(cfgs[f"control of {m}"])  # a control still to come
     return stage
 
 
@@ -104,10 +98,8 @@ def difference_sentence(d: dict, alpha: float = 0.05) -> str:
     """One sentence for a ``difference``: which is ahead, by how much, whether it is significant."""
     if math.isnan(d["difference"]):
         return f"{d['a']} against {d['b']}: not stored yet"
-    shown = "< 0.001" if d["p"] < 0.001 else f"= {d['p']:.3f}"
-    sig = (f"significant (Welch p {shown})" if d["p"] < alpha else
-           f"not significant (Welch p = {d['p']:.2f})") if not math.isnan(d["p"]) else \
-        "untested (too few runs)"
+    sig = ("untested (too few runs)" if math.isnan(d["p"]) else
+           f"{'significant' if d['p'] < alpha else 'not significant'} (Welch {p_text(d['p'])})")
     failed = "".join(f"; {d[f'failed {s}']} of {d[f'runs {s}']} {d[s]} runs collapsed"
                      for s in ("a", "b") if d[f"failed {s}"])
     return (f"{d['a']} {'+' if d['difference'] >= 0 else '-'}{abs(d['difference']):.2f} points "
@@ -203,11 +195,7 @@ def collapse_sentence(table: pd.DataFrame) -> str:
 def load_small(results_dir: str | Path = sweeps.RESULTS, targets=sweeps.ALLOCATION_TARGETS
                ) -> dict[str, dict[str, list[dict]]]:
     """The small stage's stored runs (chapter 5a's sweep) by target and method."""
-    root = Path(results_dir)
-    return {target: {m: [r for c in cfgs if (r := find_result(
-        root / ("allocation-control" if m == "control" else "allocation"), c)) is not None]
-        for m, cfgs in methods.items()}
-        for target, methods in sweeps.allocation_groups(root, targets=targets).items()}
+    return al.load_groups(results_dir, "allocation", sweeps.allocation_groups, targets=targets)[0]
 
 
 def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.DataFrame:
@@ -381,25 +369,6 @@ def plot_bits_per_epoch(stage: Stage, methods=(PAPER_RULE, f"{PAPER_RULE} + proj
         fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=2, fontsize=9,
                    frameon=False)
         fig.subplots_adjust(bottom=0.6 / (2.7 * nrows + 0.6) + 0.12, hspace=0.45)
-    return fig
-
-
-def plot_layer_bits(layers: pd.DataFrame, title: str):
-    """The paper's Figure 4 on this stage: each learned layer's mean Bw and Bs over seeds (bars
-    span the smallest and largest), the layers labelled with their weight counts."""
-    from .. import plotting
-
-    fig, ax = plotting.figure(figsize=(7.5, 3.2))
-    x = np.arange(len(layers))
-    for off, key, color in ((-0.2, "Bw", plotting.COLORS["lbw"]),
-                            (0.2, "Bs", plotting.COLORS["lbw_renew"])):
-        err = [layers[key] - layers[f"{key}_min"], layers[f"{key}_max"] - layers[key]]
-        ax.bar(x + off, layers[key], width=0.4, color=color, yerr=err, capsize=3, label=key)
-    ax.set_xticks(x, [f"{i + 1}\n{w:,} w" for i, w in enumerate(layers["weights"])], fontsize=8)
-    ax.set_xlabel("learned layer, in order (weights)")
-    ax.set_ylabel("learned bits")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
     return fig
 
 

@@ -29,10 +29,11 @@ from .. import plotting, sweeps
 from ..data import bin_frames, make_dataset, make_moving_digits
 from ..layers import QuantConfig
 from ..models import build_model
+from ..reproduce import p_text
 from ..sweeps import temporal_groups, temporal_split
 from ..train import TrainConfig, format_pairs, train
 from ..wst import parse_wst
-from . import stored_result
+from . import load_stored
 from .allocation import mean_history, welch
 
 CHANCE = 50.0  # two classes, pairs kept together
@@ -246,27 +247,15 @@ def at_chance(result: dict) -> bool:
 def load_groups(results_dir, seeds, bins, data: str, train_missing: bool = False, **base
                 ) -> tuple[dict[int, dict[str, list[dict]]], int, int]:
     """The stored results of ``sweeps.temporal_groups(seeds, bins, data, **base)`` under
-    ``results_dir``/temporal-budget (``studies.stored_result``; with ``train_missing`` the missing
+    ``results_dir``/temporal-budget (``studies.load_stored``; with ``train_missing`` the missing
     ones are trained first) as ``groups[T][method]`` = results over seeds, and how many runs were
     wanted and how many found."""
     from pathlib import Path
 
-
     folder = Path(results_dir) / "temporal-budget"
-    groups, wanted, found = {}, 0, 0
-    for T, methods in temporal_groups(seeds, bins=tuple(bins), data=data, **base).items():
-        groups[T] = {}
-        for method, cfgs in methods.items():
-            got = [r for c in cfgs if (r := stored_result(folder, c, train_missing)) is not None]
-            wanted, found = wanted + len(cfgs), found + len(got)
-            groups[T][method] = got
-    return groups, wanted, found
-
-
-def runs_shown(found: int, wanted: int) -> str:
-    """How many of the wanted runs are shown, and how to get the others."""
-    return (f"runs shown: {found} of {wanted} wanted (the rest are not stored: run "
-            "`python -m adabit_lite.sweeps run temporal-budget` or set train_missing = True)")
+    stored = load_stored(temporal_groups(seeds, bins=tuple(bins), data=data, **base),
+                         lambda method, cfg: folder, train_missing)
+    return stored.groups, stored.wanted, stored.found
 
 
 def budget_table(groups: dict[int, dict[str, list[dict]]], reference: str = "fixed"
@@ -311,7 +300,7 @@ def table_lines(table: pd.DataFrame) -> list[str]:
              "p vs fixed"]
     for _, r in table.iterrows():
         bits = "" if np.isnan(r["W"]) else f", W/S {r['W']:.2f}/{r['S']:.2f}, BB {r['bit budget']:.2f}"
-        p = "" if np.isnan(r["p vs fixed"]) else f", p {r['p vs fixed']:.3f}"
+        p = "" if np.isnan(r["p vs fixed"]) else f", {p_text(r['p vs fixed'])}"
         lines.append(f"T={r['T']} {r['method']} ({r['runs']}): {r['split']}{bits}, "
                      f"{r['accuracy']:.2f} +- {r['std']:.2f}, at chance {r['at chance']}{p}")
     return lines
@@ -339,10 +328,9 @@ def comparison_lines(comparison: pd.DataFrame, control: list[dict], T: int) -> l
     the time-average control's runs (``control``, at T = ``T``) are at exactly 50 %."""
     lines = []
     for _, c in comparison.iterrows():
-        p = "n/a" if np.isnan(c["p"]) else f"{c['p']:.3f}"
         lines.append(f"T={c['T']} ({c['split']}): fixed {c['fixed']:.2f}, learned {c['learned']:.2f} "
-                     f"(BB {c['learned BB']:.2f}), difference {c['learned - fixed']:+.2f}, Welch p {p}, "
-                     f"full precision {c['full precision']:.2f}")
+                     f"(BB {c['learned BB']:.2f}), difference {c['learned - fixed']:+.2f}, "
+                     f"Welch {p_text(c['p'])}, full precision {c['full precision']:.2f}")
     lines.append(f"time-average control at T={T}: {sum(at_chance(r) for r in control)} of "
                  f"{len(control)} runs at exactly 50 %")
     return lines
@@ -370,8 +358,7 @@ def verdict(comparison: pd.DataFrame, control: list[dict], epochs: int, alpha: f
                      f"bits: the bins hold no order to read, and no bit width can bring it back.")
     if not seen.empty:
         rows = [f"T = {c['T']}: fixed {c['split']} {c['fixed']:.1f} %, learned {c['learned']:.1f} % "
-                f"(Bit Budget {c['learned BB']:.1f}, Welch p "
-                f"{'n/a' if np.isnan(c['p']) else format(c['p'], '.3g')})" for _, c in seen.iterrows()]
+                f"(Bit Budget {c['learned BB']:.1f}, Welch {p_text(c['p'])})" for _, c in seen.iterrows()]
         parts.append("Where the bins keep the order: " + "; ".join(rows) + ".")
         better = seen[(seen["learned - fixed"] > 0) & (seen["p"] < alpha)]
         worse = seen[(seen["learned - fixed"] < 0) & (seen["p"] < alpha)]
@@ -425,7 +412,6 @@ def plot_accuracy_vs_T(table: pd.DataFrame, shen: pd.DataFrame, yao: pd.DataFram
     ax.set_xlabel(f"fixed split W/S/T (Bit Budget {budget})")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("this book: moving-digits, two turns")
-    ax.legend(fontsize=7)
     ax = axes[1]
     q, origin = _shen_quantized(shen), _shen_origin(shen)
     ax.plot(q["wst"].map(_T_of), q["cifar10_dvs"], marker="o", ms=4,
@@ -441,7 +427,8 @@ def plot_accuracy_vs_T(table: pd.DataFrame, shen: pd.DataFrame, yao: pd.DataFram
     ax.set_xticks([1, 2, 4, 8, 16], ["1", "2", "4", "8", "16"])
     ax.set_xlabel("T")
     ax.set_title("the papers: Spikformer, CIFAR10-DVS")
-    ax.legend(fontsize=7)
+    for ax in axes:  # each panel's own entries, under it
+        plotting.legend_below(ax, fontsize=7)
     return fig
 
 
@@ -465,7 +452,7 @@ def plot_learned_bits(groups: dict[int, dict[str, list[dict]]], budget: int
         ax.set_xlabel("epoch")
         ax.set_title(f"learned runs: mean B{key}")
     axes[0].set_ylabel("bits (mean over seeds)")
-    axes[1].legend(fontsize=8, loc="center right")
+    plotting.legend_below(fig, fontsize=8)
     return fig
 
 
