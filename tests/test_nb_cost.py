@@ -223,13 +223,3 @@ def test_shown_code_calls_the_package_and_the_bookkeeping_is_folded():
     for source in visible:
         assert any(call in source for call in calls), source[:120]
     assert sum(len(s.splitlines()) for s in visible) <= 120
-
-
-def test_notebook_is_thin():
-    """At most 120 lines of code (not blank, not comment-only) and no function or class defined
-    in the notebook: the logic lives in adabit_lite.studies.cost."""
-    nb = json.loads(NB.read_text())
-    code = [line.strip() for c in nb["cells"] if c["cell_type"] == "code"
-            for line in "".join(c["source"]).splitlines()]
-    assert sum(1 for line in code if line and not line.startswith("#")) <= 120
-    assert not [line for line in code if line.startswith(("def ", "class ", "async def "))]

@@ -202,11 +202,3 @@ def test_some_sections_and_an_old_one(smoke, tmp_path):
 
 def test_bad_parameter_stops_with_one_line(tmp_path):
     assert_stops_on_bad_parameter("10_performance", tmp_path, "results_path", "results.csv", "ending in .json")
-
-
-def test_the_notebook_stays_thin():
-    """The appendix calls adabit_lite.studies.performance: no def or class of its own, at most 120 lines of code."""
-    cells = json.loads(NB.read_text())["cells"]
-    code = [l.strip() for c in cells if c["cell_type"] == "code" for l in "".join(c["source"]).splitlines()]
-    code = [l for l in code if l and not l.startswith("#")]  # blank and comment-only lines do not count
-    assert len(code) <= 120 and not [l for l in code if l.startswith(("def ", "class "))]
