@@ -12,7 +12,7 @@ The reference code lets B_hat drift outside [low, high]; here ``clamp_()`` pulls
 every optimiser step (the training loop calls it), so a latent never has to travel back from far
 outside the bounds before the integer can move again.
 
-Remedies against flip-flopping at the rounding boundary (issue: stable bit widths), both off by
+Remedies against flip-flopping at the rounding boundary, both off by
 default (the paper's behaviour):
 
     hysteresis h > 0:  B is a held integer, updated in ``clamp_()`` only when the clipped latent

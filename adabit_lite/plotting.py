@@ -313,9 +313,20 @@ def savetable(df, name: str, fig_dir: str | Path = "_build/figures") -> Path:
 # show_table renders a DataFrame as the book shows every table: no index, "-" for missing values,
 # fixed decimals (never 1e+04), one format per column (a zero beside 0.25 is 0.00), shapes as
 # 32x14x14 and other sequences as "a, b, c", long text wrapped, inside a div that scrolls horizontally when the
-# table is wider than the page (CSS: book/_static/adabit.css, class "adabit-table").
+# table is wider than the page (CSS: book/_static/adabit.css, class "adabit-table").  Two
+# exceptions to fixed decimals: p-value columns (:func:`is_p_column`) are written as the book's
+# sentences write p-values (:func:`format_p`), and a column of tiny values, or of values too far
+# apart for one fixed format (:func:`_is_scientific`), in scientific notation ("1.2e-05").
 MISSING = "-"
 WRAP_AT = 40  # text cells longer than this get the "wrap" class (wrapped at a readable width)
+#: automatic decimals (:func:`_is_scientific`): a column goes scientific when all its non-zero
+#: magnitudes are below SCIENTIFIC_BELOW, or its smallest is below SCIENTIFIC_SMALLEST, or its
+#: smallest is below SCIENTIFIC_BELOW and its largest more than SCIENTIFIC_SPAN times larger
+SCIENTIFIC_BELOW = 1e-3
+SCIENTIFIC_SMALLEST = 1e-4  # fixed point would need 6 or more decimals: "0.0000169"
+SCIENTIFIC_SPAN = 1e4  # 0.64832 beside 0.00060 (1080 times) stays fixed point, like its neighbours
+#: the headers of p-value columns: exactly "p", or starting with one of P_STARTS, or holding "Holm"
+P_STARTS = ("p vs ", "p (", "p-value", "Welch p")
 
 
 def _floats(values) -> list[float]:
@@ -332,6 +343,47 @@ def _floats(values) -> list[float]:
         elif isinstance(v, (float, np.floating)) and math.isfinite(v):
             out.append(float(v))
     return out
+
+
+def is_p_column(name) -> bool:
+    """Whether a column holds p-values, by its header (the header as shown, a tuple's parts joined
+    by spaces): "p", or starting with "p vs ", "p (", "p-value" or "Welch p", or holding "Holm"
+    ("p vs U-quant", "p (Holm)").  Case matters: "P exact" (a probability) is no p-value, nor is
+    "MSE grid p=2" (an exponent)."""
+    name = " ".join(str(c) for c in name if str(c)) if isinstance(name, tuple) else str(name)
+    return name == "p" or name.startswith(P_STARTS) or "Holm" in name
+
+
+def format_p(value) -> str:
+    """A p-value in a table cell as the book's sentences write it (``reproduce.p_text`` without its
+    "p "): "< 0.001" below 0.001, else 3 decimals ("0.015"); "-" for None/NaN.  Anything that is
+    not a number (a "best" in a p column) is formatted as :func:`format_cell` does."""
+    import numpy as np
+
+    from .reproduce import p_text
+
+    if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if np.isnan(float(value)):
+            return MISSING
+        text = p_text(float(value))  # "p < 0.001" or "p = 0.015"
+        return text.removeprefix("p = ").removeprefix("p ")
+    return format_cell(value)
+
+
+def _is_scientific(values) -> bool:
+    """Whether a float column is written in scientific notation by automatic decimals (2 significant
+    digits, "1.2e-05"), judged on its non-zero magnitudes: all below ``SCIENTIFIC_BELOW`` (1e-3:
+    "0.00047" is "4.7e-04"), or the smallest below ``SCIENTIFIC_SMALLEST`` (1e-4: fixed point would
+    need 6 or more decimals, "0.0000169" and "0.0692790" beside it), or the smallest below 1e-3
+    and the largest more than ``SCIENTIFIC_SPAN`` (1e4) times larger ("0.00050" beside
+    "24.88500").  Columns whose smallest value is 0.001 or more keep fixed point, however wide
+    their range (0.17 s beside 289.34 s), and so do columns of 0.00031 to 0.19 (5 decimals)."""
+    small = [abs(v) for v in _floats(values) if v != 0]
+    if not small or all(float(v).is_integer() for v in small):
+        return False
+    low, high = min(small), max(small)
+    return low < SCIENTIFIC_SMALLEST or \
+        low < SCIENTIFIC_BELOW and (high < SCIENTIFIC_BELOW or high > SCIENTIFIC_SPAN * low)
 
 
 def _auto_decimals(values) -> int:
@@ -361,13 +413,14 @@ def is_shape(value) -> bool:
     return isinstance(value, tuple) and len(value) > 0 and all(_is_int(v) for v in value)
 
 
-def format_cell(value, decimals: int = 2, *, bare_zero: bool = True) -> str:
+def format_cell(value, decimals: int = 2, *, bare_zero: bool = True, scientific: bool = False) -> str:
     """One table cell as text: "-" for None/NaN/NaT, integers with thousands separators, floats with
     ``decimals`` fixed decimals (no scientific notation), a shape (:func:`is_shape`, a tuple of
     integers) as AxBxC, any other list, tuple or array as its values joined by ", " (each formatted
     as a cell: per-epoch accuracies "50.0, 88.8, 100.0"), everything else str().  An exact zero is
     "0" when ``bare_zero`` (a column of zeros), else written with ``decimals`` like its column's
-    other values ("0.00")."""
+    other values ("0.00").  ``scientific``: floats in scientific notation with 2 significant digits
+    ("1.2e-05", ``decimals`` unused), an exact zero "0"."""
     import math
 
     import numpy as np
@@ -384,14 +437,15 @@ def format_cell(value, decimals: int = 2, *, bare_zero: bool = True) -> str:
         if not math.isfinite(value):
             return "inf" if value > 0 else "-inf"
         if value == 0:
-            return "0" if bare_zero else f"{0.0:.{decimals}f}"  # never "-0.00"
-        return f"{value:,.{decimals}f}"
+            return "0" if bare_zero or scientific else f"{0.0:.{decimals}f}"  # never "-0.00"
+        return f"{value:.1e}" if scientific else f"{value:,.{decimals}f}"
     if is_shape(value):
         return "x".join(str(int(v)) for v in value)
     if isinstance(value, np.ndarray):
         value = value.ravel().tolist()
     if isinstance(value, (tuple, list)):
-        return ", ".join(format_cell(v, decimals, bare_zero=bare_zero) for v in value) or MISSING
+        return ", ".join(format_cell(v, decimals, bare_zero=bare_zero, scientific=scientific)
+                         for v in value) or MISSING
     return str(value)
 
 
@@ -416,20 +470,24 @@ def table_html(df, decimals: int | dict | None = None, units: dict | None = None
         name = " ".join(str(c) for c in col if str(c)) if isinstance(col, tuple) else str(col)
         unit = units.get(col, units.get(name))
         head.append(html.escape(f"{name} ({unit})" if unit else name))
-    col_dec = []
+    col_dec, sci, p_col = [], [], []
     for col in range(df.shape[1]):
         key = df.columns[col]
         if isinstance(decimals, dict):
             d = decimals.get(key)
         else:
             d = decimals
-        col_dec.append(_auto_decimals(df.iloc[:, col].tolist()) if d is None else d)
+        values = df.iloc[:, col].tolist()
+        col_dec.append(_auto_decimals(values) if d is None else d)
+        sci.append(d is None and _is_scientific(values))  # explicit decimals stay fixed point
+        p_col.append(is_p_column(key))  # p-values: always as the book writes them
     # a zero is "0" only in a column of zeros; beside other values it takes their decimals
     bare = [not any(v != 0 for v in _floats(df.iloc[:, col].tolist())) for col in range(df.shape[1])]
     for values in df.itertuples(index=False, name=None):
         cells = []
-        for value, d, bare_zero in zip(values, col_dec, bare):
-            text = format_cell(value, d, bare_zero=bare_zero)
+        for value, d, bare_zero, scientific, is_p in zip(values, col_dec, bare, sci, p_col):
+            text = format_p(value) if is_p else \
+                format_cell(value, d, bare_zero=bare_zero, scientific=scientific)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool) or \
                 type(value).__module__ == "numpy" and not isinstance(value, str)
             cls = "num" if numeric else ("wrap" if len(text) > WRAP_AT else "")
@@ -458,7 +516,11 @@ class Table:
 def show_table(df, decimals: int | dict | None = None, units: dict | None = None) -> Table:
     """A DataFrame as the book shows tables: no index (a named index becomes columns), "-" for
     NaN/None, ``decimals`` fixed decimals (an int, a dict per column, or None: per column, enough
-    for two significant digits of its smallest value), ``units`` ({column: unit}) appended to the
+    for two significant digits of its smallest value; a column of values all below 0.001, or with
+    one below 0.0001, or with values below 0.001 beside ones over 10,000 times larger, in
+    scientific notation "1.2e-05": :func:`_is_scientific`),
+    p-value columns (:func:`is_p_column`) as the book writes p-values ("< 0.001", "0.015"; whatever
+    ``decimals`` says), ``units`` ({column: unit}) appended to the
     headers as "column (unit)", long text wrapped, and a horizontal scroll when too wide.
     Return it as a cell's last value or pass it to ``display``."""
     return Table(df, decimals, units)

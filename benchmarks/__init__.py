@@ -1,4 +1,4 @@
-"""Performance benchmarks of adabit_lite (issue 8): ``python -m benchmarks --help``.
+"""Performance benchmarks of adabit_lite: ``python -m benchmarks --help``.
 
 Not part of the installed package: run from the repository root.  See benchmarks/README.md.
 """

@@ -23,7 +23,7 @@ from . import common
 NAMES = ("neuron", "layer", "memory", "epoch", "stage", "meter", "compiled", "book")
 DEFAULT_ALL = ("neuron", "layer", "memory", "epoch", "stage", "meter")
 
-# the targets of issue 8 (thresholds)
+# the performance targets (thresholds)
 LAYER_T = 4
 LAYER_VS_MULTISTEP = 0.5
 LAYER_VS_ANN = 1.5

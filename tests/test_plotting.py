@@ -24,11 +24,75 @@ def test_show_table_has_no_index_dash_for_missing_and_fixed_decimals():
     assert 'overflow-x: auto' in html
 
 
-def test_show_table_never_uses_scientific_notation():
-    df = pd.DataFrame({"tiny": [7.9e-06, 8.0e-05], "huge": [1.466e4, 3.2e9]})
+def test_show_table_uses_fixed_point_for_ordinary_and_large_values():
+    # no value below 0.001: fixed point, however wide the range (0.17 s beside 289.34 s)
+    df = pd.DataFrame({"huge": [1.466e4, 3.2e9], "seconds": [0.17, 289.34], "acc": [0.0012, 0.5]})
     html = plotting.show_table(df)._repr_html_()
     assert "e+" not in html and "e-" not in html
-    assert "0.0000079" in html and "14,660<" in html and "3,200,000,000" in html
+    assert _cells(html) == ["14,660", "0.17", "0.0012", "3,200,000,000", "289.34", "0.5000"]
+
+
+def test_show_table_writes_tiny_or_far_apart_values_in_scientific_notation():
+    df = pd.DataFrame({
+        # every non-zero magnitude below 0.001: 2 significant digits, an exact zero (signed or
+        # not) "0", values inside lists alike
+        "tiny": [7.9e-06, 8.0e-05, 0.0, -0.0],
+        # a value below 0.0001 beside larger ones (fixed point: "0.0000079" and "0.0692790")
+        "R": [0.0692790, 0.0000079, 0.0839565, 0.0],
+        # below 0.001 (not 0.0001) beside a value over 10,000 times larger (24.885 / 0.0005 = 49770)
+        "span": [0.0005, 24.885, 1.0, 0.0],
+        # 0.0006 and 0.64832 are only 1080 times apart: fixed point, 2 significant digits of 0.0006
+        "near": [0.0006, 0.64832, 0.1, 0.0],
+        "lists": [[1.2e-05, -3.456e-04], [0.0, 5e-07], [9.99e-04], []],
+    })
+    assert _cells(plotting.show_table(df)._repr_html_()) == [
+        "7.9e-06", "6.9e-02", "5.0e-04", "0.00060", "1.2e-05, -3.5e-04",
+        "8.0e-05", "7.9e-06", "2.5e+01", "0.64832", "0, 5.0e-07",
+        "0", "8.4e-02", "1.0e+00", "0.10000", "1.0e-03",
+        "0", "0", "0", "0.00000", "-"]
+    # below 0.0001 beside values only 169 times larger (fixed point: "0.0000169" and "0.0028600")
+    mse = pd.DataFrame({"MSE before": [1.69e-05, 0.00286, 0.0005, 0.0]})
+    assert _cells(plotting.show_table(mse)._repr_html_()) == ["1.7e-05", "2.9e-03", "5.0e-04", "0"]
+    # the edges: 0.0001 itself, and a span of exactly 10,000, stay fixed point
+    edges = pd.DataFrame({"smallest": [0.0001, 0.5], "span": [0.0005, 5.0]})
+    assert _cells(plotting.show_table(edges)._repr_html_()) == ["0.00010", "0.00050", "0.50000", "5.00000"]
+    # explicit decimals keep fixed point
+    assert _cells(plotting.show_table(df[["tiny"]], decimals=6)._repr_html_()) == [
+        "0.000008", "0.000080", "0.000000", "0.000000"]
+    assert _cells(plotting.show_table(df[["tiny", "R"]], decimals={"R": 3})._repr_html_())[:4] == [
+        "7.9e-06", "0.069", "8.0e-05", "0.000"]
+    assert plotting.format_cell(1.23e-05, 2, scientific=True) == "1.2e-05"
+    assert plotting.format_cell(-0.0, 2, bare_zero=False, scientific=True) == "0"
+
+
+def test_p_columns_are_written_as_the_book_writes_p_values():
+    names = ["p", "p vs U-quant", "p vs LBW + renewal", "p (Holm)", "Welch p", "p-value",
+             "Holm-adjusted p", ("p vs", "default")]
+    not_p = ["P exact", "paper 1-(1-p)^T", "MSE grid p=2", "p=2", "spike levels", "ps", "step",
+             "paper", "P(L(T+1) < L(T))"]
+    assert all(plotting.is_p_column(n) for n in names)
+    assert not any(plotting.is_p_column(n) for n in not_p)
+    # "< 0.001" below 0.001, else 3 decimals, "-" for NaN, whatever the column's decimals
+    df = pd.DataFrame({"method": ["a", "b", "c", "d", "e", "f"],
+                       "p vs U-quant": [np.nan, 0.000259, 0.009911, 0.059139, 0.000013, 0.001],
+                       "p (Holm)": [0.1938, 0.0154, 0.025, 1.0, 0.0004999, 0.72698],
+                       "P exact": [0.1938, 0.0154, 0.025, 1.0, 0.0015, 0.72698]})
+    for decimals in (None, 5, {"p (Holm)": 1}):
+        cells = _cells(plotting.show_table(df, decimals=decimals)._repr_html_())
+        assert cells[1::4] == ["-", "&lt; 0.001", "0.010", "0.059", "&lt; 0.001", "0.001"]
+        assert cells[2::4] == ["0.194", "0.015", "0.025", "1.000", "&lt; 0.001", "0.727"]
+    # a probability column is no p column: automatic decimals (2 significant digits of 0.0015)
+    assert _cells(plotting.show_table(df)._repr_html_())[3::4] == [
+        "0.1938", "0.0154", "0.0250", "1.0000", "0.0015", "0.7270"]
+    # the same words as the book's sentences (reproduce.p_text without its "p ")
+    from adabit_lite.reproduce import p_text
+    assert [plotting.format_p(p) for p in (0.000259, 0.0009999, 0.001, 0.0154, 0.5)] == [
+        "< 0.001", "< 0.001", "0.001", "0.015", "0.500"]
+    for p in (0.000259, 0.0154, 0.5, 0.0009999, 0.001):
+        text = plotting.format_p(p)
+        assert p_text(p) == ("p " if text.startswith("<") else "p = ") + text
+    assert plotting.format_p(np.float32(0.25)) == "0.250" and plotting.format_p(None) == "-"
+    assert plotting.format_p("best") == "best"
 
 
 def test_show_table_named_index_becomes_columns_and_long_text_wraps():
@@ -81,10 +145,10 @@ def test_show_table_gives_a_zero_its_columns_decimals():
                        "tiny": [6e-08, 0.0, -0.0]})
     cells = _cells(plotting.show_table(df)._repr_html_())
     # std: 2 decimals for all three; a column of zeros keeps "0"; integers stay integers;
-    # tiny: 8 decimals (two significant digits of 6e-08), an exact zero, negative or not, alike
-    assert cells == ["8.02", "0", "1", "0.00000006",
-                     "0.00", "0", "0", "0.00000000",
-                     "0.22", "0", "2", "0.00000000"]
+    # tiny (below 0.001): scientific notation, an exact zero, negative or not, "0"
+    assert cells == ["8.02", "0", "1", "6.0e-08",
+                     "0.00", "0", "0", "0",
+                     "0.22", "0", "2", "0"]
     assert plotting.format_cell(0.0, 2) == "0"  # alone, a zero is "0"
     assert plotting.format_cell(-0.0, 1, bare_zero=False) == "0.0"
 

@@ -41,32 +41,52 @@ def test_the_failed_column_appears_only_where_a_run_failed():
 
 # ---------------------------------------------------------------- Figure 3's verdict
 def settle_rows(*rows):
-    return pd.DataFrame([dict(zip(("target", "runs", "settled", "median epoch"), r)) for r in rows])
+    keys = ("target", "runs", "settled", "median epoch", "fall done early (%)")
+    return pd.DataFrame([dict(zip(keys, r)) for r in rows])
 
 
-def test_the_settling_verdict_compares_the_median_share_with_the_papers():
-    late = al.settling_verdict(settle_rows(("1/1/1", 8, 8, 4.0), ("2/2/1", 5, 2, 9.5)), 10,
-                               paper_share=0.125)
-    assert "40% to 95%" in late and "later than the paper says at every target" in late
+def test_the_settling_verdict_reads_the_fall_done_within_the_papers_share():
+    late = al.settling_verdict(settle_rows(("1/1/1", 8, 8, 4.0, 33.0), ("2/2/1", 5, 2, 9.5, 47.0)),
+                               10, paper_share=0.125)
+    assert ("by the end of epoch 1 (10% of training) LBW + renewal has done 33 to 47 % of its fall"
+            in late and "under half at every target, later than the paper says" in late)
+    assert "stay there after 40 to 95 % of training" in late
     assert "12.5%" in late and "3 of 5 at 2/2/1" in late and "1/1/1" not in late.split("never")[-1]
-    assert "earliest measurable" not in late  # one epoch of 10 is within the paper's share
-    mixed = al.settling_verdict(settle_rows(("1/1/1", 4, 4, 1.0), ("2/2/1", 4, 4, 3.0)), 10,
-                                paper_share=0.125)
-    assert "as early as the paper says at 1/1/1 and later at 2/2/1" in mixed
-    assert "never" not in mixed
-    early = al.settling_verdict(settle_rows(("1/1/1", 2, 2, 1.0)), 4, paper_share=0.3)
-    assert "as early as the paper says." in early
-    coarse = al.settling_verdict(settle_rows(("1/1/1", 2, 2, 1.0)), 2, paper_share=0.125)
-    assert "earliest measurable settling is after one epoch, 50%" in coarse
-    none = al.settling_verdict(settle_rows(("1/1/1", 2, 0, float("nan"))), 10, paper_share=0.125)
-    assert "no run" in none
+    mixed = al.settling_verdict(settle_rows(("1/1/1", 4, 4, 1.0, 80.0), ("2/2/1", 4, 4, 3.0, 50.0),
+                                            ("4/4/1", 4, 4, 1.0, math.nan)), 10, paper_share=0.125)
+    assert "most of it at 1/1/1, as the paper says, and under half at 2/2/1" in mixed  # 50: not most
+    assert "never" not in mixed and "At 4/4/1 the bits did not fall" in mixed
+    early = al.settling_verdict(settle_rows(("1/1/1", 2, 2, 1.0, 90.0)), 4, paper_share=0.3)
+    assert "by the end of epoch 1 (25% of training)" in early
+    assert "most of it at every target, as the paper says" in early
+    coarse = al.settling_verdict(settle_rows(("1/1/1", 2, 2, 1.0, 90.0)), 4, paper_share=0.125)
+    assert "with 4 epochs no epoch ends within that share" in coarse
+    flat = al.settling_verdict(settle_rows(("4/4/1", 2, 2, 1.0, math.nan)), 10, paper_share=0.125)
+    assert "no run of LBW + renewal lowered its bits" in flat
 
 
 def test_the_settling_verdict_reads_the_papers_share():
     from adabit_lite.paper import paper_statements
 
     share = paper_statements().loc["fig3_bit_reduction", "number"]
-    assert f"{share / 100:.1%}" in al.settling_verdict(settle_rows(("1/1/1", 1, 1, 1.0)), 10)
+    text = al.settling_verdict(settle_rows(("1/1/1", 1, 1, 1.0, 60.0)), 10)
+    assert f"{share / 100:.1%}" in text and al.paper_early_share() == share / 100
+
+
+def test_the_reduction_share_and_the_start_of_the_history():
+    run = result("1/1/1", history=[(2, 2, 1, 50), (1.5, 1, 1, 60), (1, 1, 1, 70)])  # from 4/4/2
+    # W + S falls from 8 to 4, 2.5 and 2: 4, 5.5 and 6 of the whole 6
+    assert [al.reduction_share(run, e) for e in (1, 2, 3)] == pytest.approx([4 / 6, 5.5 / 6, 1.0])
+    flat = result("4/4/1", history=[(4, 4, 1, 50), (4, 4, 1, 60)])
+    assert math.isnan(al.reduction_share(flat, 1))
+    row = al.settling([run, flat], "1/1/1", share=0.5)  # 3 epochs: epoch 1 is the last within half
+    assert row["early epoch"] == 1 and row["fall done early (%)"] == pytest.approx(100 * 4 / 6)
+    assert math.isnan(al.settling([run], "1/1/1", share=0.2)["early epoch"])
+    h = al.mean_history([run], start=True)
+    assert h["epoch"].tolist() == [0, 1, 2, 3]
+    assert h.loc[0, ["W mean", "S mean", "T mean"]].tolist() == [4.0, 4.0, 2.0]
+    assert math.isnan(h.loc[0, "test_accuracy mean"])
+    assert al.mean_history([run])["epoch"].tolist() == [1, 2, 3]
 
 
 # ---------------------------------------------------------------- two targets, one allocation
@@ -124,7 +144,7 @@ def result(target="2/2/1", seed=0, acc=90.0, bits=((2, 2), (2, 2), (2, 2)), hist
                "in_features": f} for i, ((bw, bs), (w, f)) in enumerate(zip(bits, LAYERS))]
     mean = [sum(b[k] * n[k] for b, n in zip(bits, LAYERS)) / sum(n[k] for n in LAYERS) for k in (0, 1)]
     return {"key": f"{target}-{seed}-{acc}",
-            "parameters": {"target": target, "seed": seed, "epochs": epochs},
+            "parameters": {"target": target, "seed": seed, "epochs": epochs, "init": "4/4/2"},
             "metrics": {"accuracy": acc, "W": mean[0], "S": mean[1], "T": 1.0, "bit_budget": bb,
                         "s_ace_g": sace, "size_mbit": 0.1, "layers": layers, "wst": "2/2/1",
                         "renewals": {}},
@@ -278,9 +298,12 @@ def test_settle_table_and_lines():
             result("1/1/1", 1, history=[(2, 2, 1, 0), (1.5, 1.1, 1, 0), (1.2, 1.0, 1, 0)]),  # from 3
             result("1/1/1", 2, history=[(2, 2, 1, 0), (1.2, 1.1, 1, 0), (1.5, 1.0, 1, 0)])]  # never
     settle = al.settle_table({"1/1/1": {"m": runs}, "2/2/1": {"m": []}}, "m")
-    assert settle.to_dict(orient="records") == [
+    row = settle.to_dict(orient="records")
+    assert len(row) == 1 and {k: row[0][k] for k in ("target", "runs", "settled", "median epoch",
+                                                      "share of training", "latest epoch")} == \
         {"target": "1/1/1", "runs": 3, "settled": 2, "median epoch": 2.5,
-         "share of training": pytest.approx(2.5 / 3), "latest epoch": 3}]
+         "share of training": pytest.approx(2.5 / 3), "latest epoch": 3}
+    assert math.isnan(row[0]["early epoch"])  # 3 epochs: none ends within the paper's eighth
     assert al.settle_lines(settle, 3) == (
         "target 1/1/1: 2 of 3 runs end within 0.3 of the target; they stay there from epoch 2.5 on "
         "(median; latest 3) of 3, i.e. after 83% of training")
@@ -506,11 +529,12 @@ def test_plot_accuracy_by_seed_and_vs_bit_budget():
 
 
 def test_plot_mean_bits_draws_a_curve_and_a_target_line_per_target():
-    groups = {"1/1/1": {"LBW + renewal": [result("1/1/1", history=[(4, 4, 2, 0), (1, 1, 1, 0)])]},
+    groups = {"1/1/1": {"LBW + renewal": [result("1/1/1", history=[(3, 2, 2, 0), (1, 1, 1, 0)])]},
               "2/2/1": {"LBW + renewal": []}}
     fig = al.plot_mean_bits(groups)
     w_axis = fig.axes[0]
     assert len(w_axis.lines) == 2  # one target with runs: its curve and its target
-    assert w_axis.lines[0].get_ydata().tolist() == [4, 1] and w_axis.lines[1].get_ydata()[0] == 1.0
+    assert w_axis.lines[0].get_xdata().tolist() == [0, 1, 2]  # from the start (init 4/4/2)
+    assert w_axis.lines[0].get_ydata().tolist() == [4, 3, 1] and w_axis.lines[1].get_ydata()[0] == 1.0
     assert fig.axes[2].get_title() == "mean T (LBW + renewal)"
     plt.close(fig)

@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from adabit_lite.studies import budgets as bg  # noqa: E402
+from figures import legend_under  # noqa: E402
 
 BUDGETS = {4: ["1/4/1", "1/1/4"], 8: ["1/8/1", "2/2/2"]}
 
@@ -36,29 +37,19 @@ SHEN = pd.DataFrame([
 ])
 
 
-def legend_under_panels(fig, legend, axes):
-    """The legend lies under every panel (with its tick and axis labels): it covers no data."""
-    fig.canvas.draw()
-    r = fig.canvas.get_renderer()
-    box = legend.get_window_extent(r)
-    for ax in axes:
-        assert box.y1 <= ax.get_tightbbox(r, bbox_extra_artists=[]).y0 + 0.5
-    return [t.get_text() for t in legend.get_texts()]
-
-
 def test_one_legend_under_the_panels_for_shared_entries():
     fig = bg.plot_accuracy_vs_s_ace(TABLE, BUDGETS)
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
-    assert legend_under_panels(fig, fig.legends[0], fig.axes) == ["Bit Budget 4", "Bit Budget 8"]
+    assert legend_under(fig, fig.legends[0], fig.axes) == ["Bit Budget 4", "Bit Budget 8"]
     plt.close(fig)
 
     fig = bg.plot_accuracy_vs_split(GROUPS, BUDGETS)
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
-    assert legend_under_panels(fig, fig.legends[0], fig.axes) == ["seeds", "mean +- std"]
+    assert legend_under(fig, fig.legends[0], fig.axes) == ["seeds", "mean +- std"]
     plt.close(fig)
 
     fig = bg.plot_paper_vs_book(TABLE, SHEN, {4: BUDGETS[4]})
-    assert legend_under_panels(fig, fig.legends[0], fig.axes) == [
+    assert legend_under(fig, fig.legends[0], fig.axes) == [
         "this book", "Shen et al. CIFAR-10", "Shen et al. CIFAR-100"]
     plt.close(fig)
 
@@ -67,8 +58,8 @@ def test_each_panel_of_the_epoch_curves_has_its_splits_under_it():
     fig = bg.plot_accuracy_per_epoch(GROUPS, BUDGETS)
     left, right = fig.axes
     assert fig.legends == []
-    assert legend_under_panels(fig, left.get_legend(), [left]) == ["1/4/1", "1/1/4"]
-    assert legend_under_panels(fig, right.get_legend(), [right]) == ["1/8/1"]  # 2/2/2 has no runs
+    assert legend_under(fig, left.get_legend(), [left]) == ["1/4/1", "1/1/4"]
+    assert legend_under(fig, right.get_legend(), [right]) == ["1/8/1"]  # 2/2/2 has no runs
     plt.close(fig)
 
 

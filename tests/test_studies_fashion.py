@@ -29,7 +29,14 @@ def test_a_remedy_on_both_targets_lands():
     assert list(table["W and S within 0.1"]) == [1.0, 1.0]
     assert table["W"].tolist() == pytest.approx([2.015, 1.485])
     assert list(table["nearest target"]) == ["2/2/1", "1.5/1.5/1"]
-    assert fa.remedy_verdict(table, "R").startswith("**R lands** (2 runs at 2/2/1 and 2 runs at")
+    assert fa.remedy_verdict(table, "R").startswith(
+        "**R lands exactly and meets the criterion** (100% of 2 runs within 0.1 at 2/2/1 (mean ")
+    falling = [run(2.05, 1.95, 86.0, (80.0, 90.0, 80.0)), run(1.98, 2.02, 86.4)]
+    verdict = fa.remedy_verdict(fa.remedy_table(stage(falling, ON_151), "R"), "R")
+    assert verdict.startswith("**R lands exactly** (100% of 2 runs within 0.1 at 2/2/1")
+    assert ("**but fails the rest of the criterion**: 1 of 4 runs have an epoch falling more than "
+            "5 points (at epoch 3; U-quant, at fixed bits, falls too: 0 of 1 runs at 2/2/1; 0 of 1 "
+            "runs at 1/1/1, no epoch).") in verdict
 
 
 def test_each_criterion_that_fails_is_named_with_its_numbers():
@@ -42,11 +49,12 @@ def test_each_criterion_that_fails_is_named_with_its_numbers():
     assert list(table["nearest target"]) == ["2/2/1", "2/2/1"]
     assert list(table["runs with a drop > 5"]) == [0, 1]
     verdict = fa.remedy_verdict(table, "R")
-    assert verdict.startswith("**R does not land**")
-    assert "50% of runs at 2/2/1, 0% of runs at 1.5/1.5/1" in verdict
-    assert "1.5/1.5/1 ended at 1.80/1.80" in verdict
-    assert "1 of 4 runs with an epoch falling more than 5 points (at epoch 3;" in verdict
-    assert "0 of 1 at 2/2/1, 0 of 1 at 1/1/1)" in verdict  # U-quant's own drops: none
+    assert verdict.startswith("**R does not land exactly** (50% of 2 runs within 0.1 at 2/2/1")
+    assert "0% of 2 runs within 0.1 at 1.5/1.5/1 (mean 1.80/1.80)" in verdict
+    assert "fewer than 90% of its runs end within 0.1 in W and S" in verdict
+    assert "the two targets end at allocations nearer the other target" in verdict
+    assert "1 of 4 runs have an epoch falling more than 5 points (at epoch 3;" in verdict
+    assert "0 of 1 runs at 2/2/1; 0 of 1 runs at 1/1/1, no epoch)" in verdict  # U-quant: no fall
 
 
 def test_a_significantly_lower_accuracy_fails_and_a_noisy_one_does_not():

@@ -19,12 +19,17 @@ def test_scale_config_is_the_papers_network_or_uquant():
         ("cifar100", "1/1/1", "1/1/1", "none", False, False)
 
 
-def test_rows_cover_every_paper_cell_and_find_only_exact_keys(tmp_path):
+def store_one_run(folder):
+    """A stored result for the CIFAR-10 1/1/1 row with activation renewal (71.234 %)."""
     stored = sc.scale_config("cifar10", "1/1/1", "activation", **SETTING).validated()
-    atomic_write_json(tmp_path / result_key(stored) / "result.json", {
+    atomic_write_json(folder / result_key(stored) / "result.json", {
         "key": result_key(stored), "parameters": stored.parameters(),
         "code": {"algorithm_version": ALGORITHM_VERSION},
         "metrics": {"accuracy": 71.234, "wst": "1.10/1.00/1.00"}})
+
+
+def test_rows_cover_every_paper_cell_and_find_only_exact_keys(tmp_path):
+    store_one_run(tmp_path)
     runs = sc.scale_rows(tmp_path, **SETTING, command_dir="out")
     ablation, cifar = paper_table("yao_ablation"), paper_table("yao_cifar")
     n_c100 = int(cifar["method"].str.startswith("Ours").sum())
@@ -86,11 +91,7 @@ def test_scale_table_leaves_out_our_columns_when_nothing_is_stored(tmp_path):
     assert list(shown.columns) == ["data", "target", "method", "paper W/S/T", "paper top-1"]
     assert sc.ours_note(runs, "results/scale") == (
         "ours: not run here (no row has a stored result under results/scale; the commands below train them)")
-    stored = sc.scale_config("cifar10", "1/1/1", "activation", **SETTING).validated()
-    atomic_write_json(tmp_path / result_key(stored) / "result.json", {
-        "key": result_key(stored), "parameters": stored.parameters(),
-        "code": {"algorithm_version": ALGORITHM_VERSION},
-        "metrics": {"accuracy": 71.234, "wst": "1.10/1.00/1.00"}})
+    store_one_run(tmp_path)
     runs = sc.scale_rows(tmp_path, **SETTING, command_dir="out")
     shown = sc.scale_table(runs)
     assert "command" not in shown and "ours top-1" in shown

@@ -14,6 +14,7 @@ from adabit_lite.data import make_dataset, make_moving_digits
 from adabit_lite.layers import QuantConfig
 from adabit_lite.models import build_model
 from adabit_lite.studies import temporal as tm
+from figures import legend_under
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -340,6 +341,10 @@ def test_plot_accuracy_vs_T_axes():
     assert [t.get_text() for t in ours.get_xticklabels()] == ["1/8/1", "1/4/2"]
     labels = ours.get_legend_handles_labels()[1]
     assert sorted(labels) == ["chance", "fixed", "time average (control)"]  # no other method
+    assert fig.legends == []  # each panel has its legend, under it (it covers no data)
+    assert sorted(legend_under(fig, ours.get_legend(), [ours])) == sorted(labels)
+    assert legend_under(fig, papers.get_legend(), [papers]) == [
+        "Shen et al., fixed split (BB 16)", "Yao et al., learned", "full precision 16/1/16", "chance (10 classes)"]
     fixed_line = ours.containers[0].lines[0]
     assert list(fixed_line.get_xdata()) == [1, 2] and list(fixed_line.get_ydata()) == [50.0, 80.0]
     shen_line, yao_line, origin, chance = papers.get_lines()

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 
 from adabit_lite import paper  # noqa: E402
 from adabit_lite.studies import temporal as tm  # noqa: E402
+from figures import legend_under  # noqa: E402
 
 
 def _result(acc, W=1.0, S=1.0, T=8, bb=8.0, target="1/1/8", fp=False):
@@ -22,17 +23,6 @@ def _history(W, S):
     return [{"epoch": e, "W": w, "S": s, "T": 8, "test_accuracy": 50.0} for e, (w, s) in enumerate(zip(W, S))]
 
 
-def legend_under(fig, legend, axes):
-    """The legend's text, after checking that it lies under every panel of ``axes`` (with their
-    tick and axis labels): it covers no data."""
-    fig.canvas.draw()
-    r = fig.canvas.get_renderer()
-    box = legend.get_window_extent(r)
-    for ax in axes:
-        assert box.y1 <= ax.get_tightbbox(r, bbox_extra_artists=[]).y0 + 0.5
-    return [t.get_text() for t in legend.get_texts()]
-
-
 def test_learned_bits_one_legend_of_the_T_under_both_panels():
     groups = {8: {"learned": [{"history": _history([4, 2], [4, 1])}]},
               4: {"learned": [{"history": _history([4, 2], [4, 3])}]}}
@@ -41,20 +31,6 @@ def test_learned_bits_one_legend_of_the_T_under_both_panels():
     assert w_ax.get_legend() is None and s_ax.get_legend() is None and len(fig.legends) == 1
     # the lines of the right panel reach its right edge at 1 to 3 bits: the old legend sat there
     assert legend_under(fig, fig.legends[0], fig.axes) == ["T=8", "T=4"]
-    plt.close(fig)
-
-
-def test_accuracy_vs_T_each_panel_has_its_entries_under_it():
-    shen, yao = paper.paper_table("shen_table3"), paper.paper_table("yao_spikformer_dvs")
-    groups = {2: {"fixed": [_result(80.0, S=4.0, T=2, target="1/4/2")] * 2,
-                  "time average": [_result(50.0, T=2, fp=True)]},
-              1: {"fixed": [_result(50.0, S=8.0, T=1, target="1/8/1")] * 2}}
-    fig = tm.plot_accuracy_vs_T(tm.budget_table(groups), shen, yao, [2, 1], budget=8)
-    ours, papers = fig.axes
-    assert fig.legends == []
-    assert sorted(legend_under(fig, ours.get_legend(), [ours])) == ["chance", "fixed", "time average (control)"]
-    assert legend_under(fig, papers.get_legend(), [papers]) == [
-        "Shen et al., fixed split (BB 16)", "Yao et al., learned", "full precision 16/1/16", "chance (10 classes)"]
     plt.close(fig)
 
 

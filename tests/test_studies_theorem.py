@@ -315,5 +315,6 @@ def test_show_fixes_the_decimals_of_probabilities_z_and_steps():
     assert th.column_decimals(table.columns) == {"paper threshold/sigma": 4, "P paper": 4, "MC paper": 4,
                                                  "z paper": 2, "optimal step": 4, "excess grid p=2 %": 2}
     cells = re.findall(r"<td[^>]*>(.*?)</td>", th.show(table)._repr_html_())
-    # SE and the ratio: show_table's own decimals (two significant digits: 5 and 2); no index column
-    assert cells == ["2", "1", "1.0000", "0.3173", "0.3173", "0.00047", "-0.03", "2.45", "1.2240", "0.05"]
+    # SE and the ratio: show_table's own format (SE below 1e-3: scientific, two significant
+    # digits; the ratio: 2 decimals); no index column
+    assert cells == ["2", "1", "1.0000", "0.3173", "0.3173", "4.7e-04", "-0.03", "2.45", "1.2240", "0.05"]
