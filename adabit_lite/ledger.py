@@ -842,7 +842,7 @@ CLAIMS: tuple[Claim, ...] = (
                 rec("01_cost", "imagenet_rows", ALL, {"source": "Yao et al."})),
         seeds=(),
         paper_detail=lambda r: "every printed row",
-        book_detail=lambda r: "of {} rows".format(count_rows(
+        book_detail=lambda r: "% of the {} printed rows".format(count_rows(
             r["01_cost"]["resnet20_rows"],
             [x for x in r["01_cost"]["resnet19_rows"] if x["source"] == "Yao et al."],
             [x for x in r["01_cost"]["imagenet_rows"] if x["source"] == "Yao et al."])),
@@ -859,7 +859,7 @@ CLAIMS: tuple[Claim, ...] = (
                 rec("01_cost", "imagenet_rows", ALL, {"source": "Shen et al."}),
                 rec("01_cost", "spikformer_rows")),
         paper_detail=lambda r: "every printed row",
-        book_detail=lambda r: "of {} rows".format(count_rows(
+        book_detail=lambda r: "% of the {} printed rows".format(count_rows(
             [x for x in r["01_cost"]["resnet19_rows"] if x["source"] == "Shen et al."],
             [x for x in r["01_cost"]["imagenet_rows"] if x["source"] == "Shen et al."],
             r["01_cost"]["spikformer_rows"])),
