@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import paper
+from .plotting import format_p
 
 REPRODUCES = "reproduces"
 SMALLER = "same direction, weaker"
@@ -1014,7 +1015,7 @@ def row(claim: Claim, records: dict, nb_dir: str | Path, tables: dict | None = N
         "spread": spread, "spread text": " / ".join(_fmt(s, claim.decimals if claim.decimals else 2)
                                                     for s in spread) if have_book and spread else "-",
         "seeds": seeds, "seeds text": " / ".join(_fmt(s, 0) for s in seeds) if have_book and seeds else "-",
-        "p": p, "p text": ("< 0.001" if not _missing(p) and p < 0.001 else _fmt(p, 3)) if have_book else "-",
+        "p": p, "p text": format_p(p) if have_book else "-",
         "setting": setting,
         "verdict": v, "chapter": claim.chapter, "section title": title, "anchor": ident,
         "href": f"{claim.chapter}.html#{ident}",
