@@ -25,7 +25,9 @@ two accuracies, 1 for a ratio, the bound of a lemma) and whose sign say what the
 Write ``e_paper = paper - reference`` and ``e_book = book - reference``; the paper's direction is
 the sign of ``e_paper`` (or ``direction`` where the paper states a direction and no number).
 
-1. No book number: **not run here**.
+1. No book number: **not run here**.  A book number from a setting where the claim cannot show at
+   all (``testable`` false: on the event task at T = 1 or 2 even the full-precision network is at
+   chance, so no allocation can win or lose there): **cannot be tested here**.
 2. Where the book's number is a comparison of runs over seeds, it has a Welch p-value (the one its
    chapter decides by; chapter 7 adjusts its p-values by Holm's method): a p-value of ``ALPHA``
    or more, or none at all (fewer than two runs a side, or no spread), gives **no significant
@@ -45,7 +47,7 @@ the sign of ``e_paper`` (or ``direction`` where the paper states a direction and
 5. An identity (``kind="identity"``: two computations the paper says are equal) reproduces when the
    book's difference is at most ``zero`` and is otherwise **reversed** (the book finds them unequal).
 
-The five verdicts are ``VERDICTS``.
+The six verdicts are ``VERDICTS``.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ SMALLER = "same direction, weaker"
 NO_DIFFERENCE = "no significant difference"
 REVERSED = "reversed"
 NOT_RUN = "not run here"
-VERDICTS = (REPRODUCES, SMALLER, NO_DIFFERENCE, REVERSED, NOT_RUN)
+UNTESTABLE = "cannot be tested here"
+VERDICTS = (REPRODUCES, SMALLER, NO_DIFFERENCE, REVERSED, NOT_RUN, UNTESTABLE)
 
 ALPHA = 0.05  # significance level of the Welch tests (the chapters use the same)
 CROSS_SETTING = 0.5  # tolerance where the book's setting differs from the paper's
@@ -88,7 +91,7 @@ def _missing(x) -> bool:
 def verdict(paper_number: float | None, book: float | None, p: float | None = None, *,
             reference: float = 0.0, direction: int | None = None, tolerance: float = CROSS_SETTING,
             zero: float | None = 0.0, stronger: str = "larger", kind: str = "effect",
-            alpha: float = ALPHA, tested: bool = False) -> str:
+            alpha: float = ALPHA, tested: bool = False, testable: bool = True) -> str:
     """The verdict of one claim (the rule is in the module docstring).
 
     ``paper_number``: the paper's number (None where it states only a ``direction``, +1 or -1);
@@ -98,12 +101,14 @@ def verdict(paper_number: float | None, book: float | None, p: float | None = No
     ``stronger``: "larger" or "smaller", which size of the effect makes the claim stronger;
     ``zero``: the size up to which a computed effect counts as none (None: no such check, for a
     share of runs or rows, where 0 is the opposite of the claim); ``kind``: "effect" or
-    "identity"."""
+    "identity"; ``testable``: False where the book's setting cannot show the claim at all."""
     if stronger not in ("larger", "smaller") or kind not in ("effect", "identity"):
         raise ValueError(f"stronger must be 'larger' or 'smaller' and kind 'effect' or 'identity', "
                          f"got {stronger!r}, {kind!r}")
     if _missing(book):
         return NOT_RUN
+    if not testable:
+        return UNTESTABLE
     if kind == "identity":
         target = reference if _missing(paper_number) else paper_number
         return REPRODUCES if abs(book - target) <= (zero or 0.0) else REVERSED
@@ -357,6 +362,7 @@ class Claim:
     book: Any = None
     p: Any = None
     tested: bool = False  # the book's number compares runs over seeds (it has a Welch test)
+    testable: Any = None  # None, or a specification whose value is false where the claim cannot show
     spread: tuple = ()
     seeds: tuple = ()
     reference: float = 0.0
@@ -601,6 +607,12 @@ def _budget_claim(b, kind, title):
     )
 
 
+def _reads_order(full_precision: float) -> bool:
+    from .studies.temporal import reads_order
+
+    return bool(reads_order(full_precision))
+
+
 def _dvs_claim(T):
     chapter = "08_temporal"
     row = rec(chapter, "comparison", {"T": T})
@@ -615,18 +627,24 @@ def _dvs_claim(T):
         paper_number=fn(sub, fn(dvs_row, "yao_spikformer_dvs", "Ours", T),
                         fn(dvs_row, "yao_spikformer_dvs", "Shen quantized", T)),
         book=Rec(chapter, row.path + ("learned - fixed",)), p=Rec(chapter, row.path + ("p",)), tested=True,
+        testable=fn(_reads_order, Rec(chapter, row.path + ("full precision",))),
         spread=(rec(chapter, "table", {"T": T, "method": "learned"}, "std"),
                 rec(chapter, "table", {"T": T, "method": "fixed"}, "std")),
         seeds=(rec(chapter, "table", {"T": T, "method": "learned"}, "runs"),
                rec(chapter, "table", {"T": T, "method": "fixed"}, "runs")),
         paper_detail=lambda records, t=T: (f"{dvs_row('yao_spikformer_dvs', 'Ours', t):.1f} vs "
                                            f"{dvs_row('yao_spikformer_dvs', 'Shen quantized', t):.1f}"),
-        book_detail=lambda records, r=row: (
-            f"{value(Rec(r.chapter, r.path + ('learned',)), records):.1f} vs "
-            f"{value(Rec(r.chapter, r.path + ('fixed',)), records):.1f} (split "
-            f"{value(Rec(r.chapter, r.path + ('split',)), records)}; full precision "
-            f"{value(Rec(r.chapter, r.path + ('full precision',)), records):.1f})"),
+        book_detail=lambda records: _dvs_detail(records, row, T),
     )
+
+
+def _dvs_detail(records, row: Rec, T: int) -> str:
+    def at(key):
+        return value(Rec(row.chapter, row.path + (key,)), records)
+
+    fp = at("full precision")
+    blind = "" if _reads_order(fp) else f": at chance, no order left at T = {T} for any bits to keep"
+    return f"{at('learned'):.1f} vs {at('fixed'):.1f} (split {at('split')}; full precision {fp:.1f}{blind})"
 
 
 def _scale_runs(method: str):
@@ -668,13 +686,14 @@ CLAIMS: tuple[Claim, ...] = (
         statement=lambda: paper.paper_statements().loc["lemma_1", "statement"],
         source=lambda: paper.paper_statements().loc["lemma_1", "source"],
         chapter="02_theorem", section="The theorem's probability",
-        measure="smallest probability of Theorem 1 over all drops b' < b, against the bound",
+        measure="smallest probability of Theorem 1's event over all drops b' < b, against the bound",
         setting=_theorem_setting, decimals=4, signed=False, tolerance=EXACT,
         paper_number=None, direction=1, reference=Stmt("lemma_1"),
         book=fn(smallest, rec("02_theorem", "theorem_probability")),
         paper_detail=lambda r: f"bound {paper.paper_statements().loc['lemma_1', 'number']:.4f}",
-        book_detail=lambda r: (f"the exact event reaches the bound "
-                               f"({smallest(r['02_theorem']['exact_probability']):.4f}) at b' = b - 1"),
+        book_detail=lambda r: (f"the paper's event; the exact event only meets the bound "
+                               f"({smallest(r['02_theorem']['exact_probability']):.4f}, equal, not "
+                               f"above) at b' = b - 1"),
     ),
     Claim(
         key="t-steps", paper="Yao et al.", title="more time steps, more errors",
@@ -690,8 +709,10 @@ CLAIMS: tuple[Claim, ...] = (
                 rec("02_theorem", "t_steps", "2,1", "neuron original", 0)),
         zero=fn(lambda se: 5 * se, rec("02_theorem", "t_steps", "2,1", "neuron original SE", -1)),
         spread=(rec("02_theorem", "t_steps", "2,1", "neuron original SE", -1),),
-        book_detail=lambda r: ("the refined neuron re-adds the same x at every step (Monte Carlo, "
-                               "stale neuron against the b-bit one)"),
+        book_detail=lambda r: (f"no growth: the refined neuron re-adds the same x at every step, so the "
+                               f"stale neuron errs more with probability "
+                               f"{r['02_theorem']['t_steps']['2,1']['neuron original'][-1]:.3f} at every T "
+                               f"(Monte Carlo, stale neuron against the b-bit one)"),
     ),
     Claim(
         key="renewal-error", paper="Yao et al.", title="renewal lowers the error after a bit drop",
@@ -977,6 +998,14 @@ def provisional(record: dict) -> str:
     return f"; provisional: {found} of {wanted} runs stored (sweep in progress)"
 
 
+def testable(claim: Claim, records: dict, tables: dict | None = None) -> bool:
+    """Whether the book's setting can show ``claim`` (``Claim.testable``; a missing value: it can)."""
+    if claim.testable is None:
+        return True
+    got = number(claim.testable, records, tables)
+    return True if _missing(got) else bool(got)
+
+
 def row(claim: Claim, records: dict, nb_dir: str | Path, tables: dict | None = None) -> dict:
     """One row of the ledger for ``claim`` (plain values and the texts the page shows)."""
     tables = {} if tables is None else tables
@@ -989,7 +1018,8 @@ def row(claim: Claim, records: dict, nb_dir: str | Path, tables: dict | None = N
     seeds = [number(s, records, tables) for s in claim.seeds]
     v = verdict(paper_number, book, p, reference=reference if reference is not None else 0.0,
                 direction=claim.direction, tolerance=claim.tolerance, zero=zero,
-                stronger=claim.stronger, kind=claim.kind, tested=claim.tested)
+                stronger=claim.stronger, kind=claim.kind, tested=claim.tested,
+                testable=testable(claim, records, tables))
     source = claim.source() if callable(claim.source) else claim.source
     statement = claim.statement() if callable(claim.statement) else claim.statement
     try:
@@ -1043,7 +1073,8 @@ def summary_lines(ledger: list[dict]) -> list[str]:
             f"Reproduced here: {titles(REPRODUCES)}.",
             f"Found in the same direction, but weaker: {titles(SMALLER)}.",
             f"No significant difference here: {titles(NO_DIFFERENCE)}.",
-            f"Reversed here: {titles(REVERSED)}. Not run here: {titles(NOT_RUN)}."]
+            f"Reversed here: {titles(REVERSED)}. Not run here: {titles(NOT_RUN)}. "
+            f"Cannot be tested here: {titles(UNTESTABLE)}."]
 
 
 # (heading, class of its cells, share of the table's width in %) of the page's columns: the verdict
@@ -1056,7 +1087,7 @@ _DETAILS = (("source in the paper", "source", "source"), ("spread", "spread text
             ("setting of this book", "setting", "setting"))
 DETAILS_SUMMARY = "source, spread, seeds, p, setting"
 _VERDICT_COLOURS = {REPRODUCES: "#d9f0d3", SMALLER: "#fff2cc", NO_DIFFERENCE: "#e8e8e8",
-                    REVERSED: "#f4cccc", NOT_RUN: "#ffffff"}
+                    REVERSED: "#f4cccc", NOT_RUN: "#ffffff", UNTESTABLE: "#dde7f3"}
 
 
 def render_html(ledger: list[dict]) -> str:
@@ -1113,7 +1144,8 @@ def rule_text() -> str:
             f"Otherwise *{REPRODUCES}* when the effect reaches {100 * (1 - CROSS_SETTING):g} % of the "
             f"paper's where the setting differs from the paper's (the training claims), "
             f"{100 * (1 - EXACT):g} % where the book computes the paper's own quantity, and "
-            f"*{SMALLER}* when it falls short. An identity that fails: *{REVERSED}*.")
+            f"*{SMALLER}* when it falls short. An identity that fails: *{REVERSED}*. A setting where the "
+            f"claim cannot show at all (even full precision at chance): *{UNTESTABLE}*.")
 
 
 # ---------------------------------------------------------------------- the page's parameters

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from adabit_lite import ledger, paper, theory
-from adabit_lite.ledger import (NO_DIFFERENCE, NOT_RUN, REPRODUCES, REVERSED, SMALLER, VERDICTS,
+from adabit_lite.ledger import (NO_DIFFERENCE, NOT_RUN, REPRODUCES, REVERSED, SMALLER, UNTESTABLE, VERDICTS,
                                 verdict)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,9 @@ CASES = [  # (paper, book, keyword arguments, expected)
     (0.0, 0.0, dict(kind="identity"), REPRODUCES),
     (0.0, 1e-3, dict(kind="identity"), REVERSED),
     (0.0, 1e-3, dict(kind="identity", zero=1e-2), REPRODUCES),
+    (35.7, 0.0, dict(p=None, tested=True, testable=False), UNTESTABLE),  # full precision at chance
+    (35.7, 9.0, dict(p=0.001, testable=False), UNTESTABLE),  # even a significant effect
+    (35.7, None, dict(testable=False), NOT_RUN),  # no number: not run, whatever the setting
 ]
 
 
@@ -84,6 +87,17 @@ def test_a_chapter_with_runs_still_to_come_makes_its_rows_provisional():
         "; provisional: 66 of 121 runs stored (sweep in progress)"
     assert ledger.provisional({"runs_found": 5, "runs_wanted": 5}) == ""
     assert ledger.provisional({}) == ""
+
+
+@pytest.mark.parametrize("full_precision, expected", [(50.0, UNTESTABLE), (55.0, UNTESTABLE),
+                                                      (55.1, REVERSED)])
+def test_an_event_row_where_even_full_precision_is_at_chance_cannot_be_tested(full_precision, expected):
+    (claim,) = [c for c in ledger.CLAIMS if c.key == "dvs-learned-vs-fixed-T2"]
+    comparison = {"T": 2, "learned": 50.0, "fixed": 52.0, "learned - fixed": -2.0, "p": 0.01,
+                  "split": "1/4/2", "full precision": full_precision}
+    row = ledger.row(claim, {"08_temporal": {"comparison": [comparison]}}, ROOT / "nb")
+    assert row["verdict"] == expected  # chance is 50 %: more than 5 points above it reads the order
+    assert ("at chance" in row["book detail"]) == (expected == UNTESTABLE)
 
 
 def test_the_claims_follow_the_chapters_of_the_table_of_contents():
@@ -214,7 +228,7 @@ def test_every_verdict_follows_from_the_row_numbers(built):
         expected = verdict(row["paper number"], row["book number"], row["p"],
                            reference=0.0 if reference is None else reference, direction=claim.direction,
                            tolerance=claim.tolerance, zero=zero, stronger=claim.stronger, kind=claim.kind,
-                           tested=claim.tested)
+                           tested=claim.tested, testable=_expected(claim.testable, records) != 0.0)
         assert row["verdict"] == expected, claim.key
         assert (row["verdict"] == NOT_RUN) == (row["book number"] is None), claim.key
 

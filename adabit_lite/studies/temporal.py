@@ -38,6 +38,12 @@ from .allocation import mean_history, welch
 
 CHANCE = 50.0  # two classes, pairs kept together
 NEAR_CHANCE = 5.0  # points: a full-precision mean at most this far above chance reads no order
+
+
+def reads_order(full_precision) -> bool:
+    """Whether the full-precision network reads the order at this T: its mean accuracy is more than
+    ``NEAR_CHANCE`` points above ``CHANCE`` (elementwise on a Series)."""
+    return full_precision > CHANCE + NEAR_CHANCE
 PAPER_CHANCE = 10.0  # CIFAR10-DVS: ten classes
 BIN_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#8c564b")  # one per T, largest T first
 
@@ -349,8 +355,8 @@ def verdict(comparison: pd.DataFrame, control: list[dict], epochs: int, alpha: f
     if comparison.empty:
         return ("No stored runs yet for these parameters: the comparison appears once the sweep "
                 "`temporal-budget` is stored (or with train_missing = True).")
-    seen = comparison[comparison["full precision"] > CHANCE + NEAR_CHANCE]
-    blind = comparison[comparison["full precision"] <= CHANCE + NEAR_CHANCE]
+    seen = comparison[reads_order(comparison["full precision"])]
+    blind = comparison[~reads_order(comparison["full precision"])]
     parts = []
     if not blind.empty:
         parts.append(f"At T = {_joined(blind['T'])} every method is at or near chance (full "
@@ -542,7 +548,7 @@ def paper_claims(shen: pd.DataFrame, yao: pd.DataFrame, comparison: pd.DataFrame
                 f"labels can be read without the order of the events, and the fixed split's fall at "
                 f"small T is not only lost order.")
     if not comparison.empty:
-        blind = comparison[comparison["full precision"] <= CHANCE + NEAR_CHANCE]
+        blind = comparison[~reads_order(comparison["full precision"])]
         if not blind.empty:
             text.append(f"Here no allocation can do that at T = {_joined(blind['T'])}: "
                         f"learned bits score {_joined(blind['learned'], '.1f')} % there. "
