@@ -193,6 +193,11 @@ def test_times_book_and_stage():
     shares = pf.book_shares(bench["book"])
     assert shares.iloc[-1].tolist() == ["(jupyter-book / Sphinx)", 10.0, 20.0]
     assert len(pf.book_shares({**bench["book"], "sphinx_s": None})) == 1
+    assert pf.book_missing(bench["book"], ["01"]) == ""
+    assert pf.book_missing(bench["book"], ["01", "ledger", "05_fashion"]) == (
+        "This build was measured before 05_fashion and ledger were added: it ran 1 of the 3 notebooks "
+        "the book has now, so today's build takes longer (re-measure with python -m benchmarks book).")
+    assert pf.book_missing(bench["book"], ["02", "01"]).startswith("This build was measured before 02 was added: it ran 1 of the 2")
     stage = {"config": {"arch": "resnet8", "width": 16, "dataset": "fashion", "train_limit": 12000},
              "epoch_s": 30.04, "floor_epoch_s": 10.0, "ratio": 3.004, "repeats": 3, "threads": 1, "device": "cpu",
              "profile_shares": {"neuron": 0.25, "other": 0.75}}

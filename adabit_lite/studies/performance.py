@@ -333,6 +333,20 @@ def book_shares(book: dict) -> pd.DataFrame:
     return shares
 
 
+def book_missing(book: dict, chapters) -> str:
+    """One line naming the ``chapters`` (notebook names) that the stored book build did not run
+    (added since it was measured), or "" when it ran them all."""
+    built = {n["notebook"] for n in book["notebooks"]}
+    new = [c for c in sorted(chapters) if c not in built]
+    if not new:
+        return ""
+    names = ", ".join(new[:-1]) + (" and " if len(new) > 1 else "") + new[-1]
+    return (f"This build was measured before {names} {'were' if len(new) > 1 else 'was'} added: it ran "
+            f"{len(built)} of the "
+            f"{len(built) + len(new)} notebooks the book has now, so today's build takes longer "
+            f"(re-measure with python -m benchmarks book).")
+
+
 def stage_sentence(stage: dict) -> str:
     """One epoch of chapter 5's stage with the quantized spiking layers against its float floor."""
     c = stage["config"]
