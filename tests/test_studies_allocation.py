@@ -220,6 +220,11 @@ def test_runs_shown_names_the_sweeps_to_run():
         "allocation ablations` or set train_missing = True)")
 
 
+def test_words_lists_items_as_a_reader_does():
+    assert [studies.words(x) for x in ([], ["a"], ["a", "b"], ["a", "b", "c"], (1, 2, 3, 4))] == \
+        ["", "a", "a and b", "a, b and c", "1, 2, 3 and 4"]
+
+
 def test_layer_tables_lines_and_ranks():
     runs = [result(bits=((2, 3), (1, 2), (4, 4))), result(seed=1, bits=((2, 3), (3, 2), (4, 4)))]
     tables = al.layer_tables({"2/2/1": {"m": runs}, "1/1/1": {"m": []}}, "m")

@@ -93,3 +93,9 @@ def runs_shown(found: int, wanted: int, *sweeps: str) -> str:
     (``python -m adabit_lite.sweeps run`` with the names of ``sweeps``)."""
     return (f"runs shown: {found} of {wanted} wanted (the rest are not stored: run "
             f"`python -m adabit_lite.sweeps run {' '.join(sweeps)}` or set train_missing = True)")
+
+
+def words(items) -> str:
+    """Items as a reader lists them: "a", "a and b", "a, b and c"."""
+    items = [str(i) for i in items]
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import plotting
+from . import words
 
 LAYER_T = 4  # the T at which the layer targets are judged (benchmarks/cli.py)
 SECTIONS = ("neuron", "layer", "memory", "epoch", "meter", "compiled", "book")
@@ -340,8 +341,7 @@ def book_missing(book: dict, chapters) -> str:
     new = [c for c in sorted(chapters) if c not in built]
     if not new:
         return ""
-    names = ", ".join(new[:-1]) + (" and " if len(new) > 1 else "") + new[-1]
-    return (f"This build was measured before {names} {'were' if len(new) > 1 else 'was'} added: it ran "
+    return (f"This build was measured before {words(new)} {'were' if len(new) > 1 else 'was'} added: it ran "
             f"{len(built)} of the "
             f"{len(built) + len(new)} notebooks the book has now, so today's build takes longer "
             f"(re-measure with python -m benchmarks book).")
