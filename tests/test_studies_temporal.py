@@ -362,7 +362,9 @@ def test_paper_vs_book_matches_rows_by_T():
                   "full precision": [_result(100.0, fp=True)]},
               2: {"fixed": [_result(50.0, S=4.0, T=2, target="1/4/2")]}}
     pvb = tm.paper_vs_book(tm.budget_table(groups), shen, yao).set_index("T")
-    assert list(pvb.index) == ["origin", 8, 2]
+    assert list(pvb.index) == ["origin", 16, 8, 2, 1]  # ours, and Shen's most and fewest time steps
+    assert pvb.loc[16, "paper: fixed split (Shen)"] == f"1/1/16: {shen.set_index('wst')['cifar10_dvs']['1/1/16']:.1f}"
+    assert pvb.loc[16, "ours: fixed split"] == pvb.loc[1, "ours: learned"] == "not run"
     s = shen.set_index("wst")["cifar10_dvs"]
     assert pvb.loc[8, "paper: fixed split (Shen)"] == f"1/2/8: {s['1/2/8']:.1f}"
     assert pvb.loc[8, "paper: learned (Yao)"] == "not reported"  # Yao's rows: T = 6, 4, 3, 2, 1

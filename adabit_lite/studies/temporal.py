@@ -485,10 +485,11 @@ def _yao_ours(yao: pd.DataFrame) -> pd.DataFrame:
 
 def paper_vs_book(table: pd.DataFrame, shen: pd.DataFrame, yao: pd.DataFrame) -> pd.DataFrame:
     """The published CIFAR10-DVS rows (Shen et al. table 3, column cifar10_dvs; Yao et al.'s
-    temporal-constraint table) beside ours, one row per T of ours (largest first) plus the
-    full-precision origin.  At each T: the paper's fixed split and learned row with that T
-    ("not reported" where the paper has none), and our fixed, learned and full-precision means.
-    ``table``: ``budget_table``'s output."""
+    temporal-constraint table) beside ours, one row per T of ours and per T of Shen et al.'s
+    fixed splits with the most and the fewest time steps (the two that ``paper_claims`` cites),
+    largest first, plus the full-precision origin.  At each T: the paper's fixed split and learned
+    row with that T ("not reported" where the paper has none), and our fixed, learned and
+    full-precision means ("not run" where we have none).  ``table``: ``budget_table``'s output."""
     def ours(T, method):
         row = table[(table["T"] == T) & (table["method"] == method)]
         if row.empty:
@@ -512,7 +513,8 @@ def paper_vs_book(table: pd.DataFrame, shen: pd.DataFrame, yao: pd.DataFrame) ->
              "paper: learned (Yao)": "-", "ours: fixed split": "-", "ours: learned": "-",
              "ours: full precision": ours(int(table["T"].max()), "full precision")
              if not table.empty else "not run"}]
-    for T in sorted(table["T"].unique(), reverse=True):
+    cited = {_T_of(w) for w in shen_q["wst"]}
+    for T in sorted({int(t) for t in table["T"].unique()} | {max(cited), min(cited)}, reverse=True):
         rows.append({
             "T": int(T), "paper: fixed split (Shen)": paper_row(shen_q, T, "cifar10_dvs"),
             "paper: learned (Yao)": paper_row(yao_ours, T, "cifar10_dvs"),
