@@ -115,7 +115,9 @@ def test_paper_vs_book_reads_the_papers_rows(chapter):
 
     shen = paper.paper_table("shen_table3").set_index("wst")["cifar10_dvs"]
     rows = {str(r["T"]): r for r in rec["paper_vs_book"]}
-    assert set(rows) == {"origin", "4", "1"}
+    assert set(rows) == {"origin", "16", "4", "1"}  # the chapter's bins, and Shen's most time steps
+    assert rows["16"]["paper: fixed split (Shen)"] == f"1/1/16: {shen['1/1/16']:.1f}"
+    assert rows["16"]["ours: fixed split"] == "not run"
     assert rows["4"]["paper: fixed split (Shen)"] == f"1/4/4: {shen['1/4/4']:.1f}"
     assert rows["1"]["paper: fixed split (Shen)"] == f"1/16/1: {shen['1/16/1']:.1f}"
     assert rows["origin"]["paper: fixed split (Shen)"].startswith(f"16/1/16: {shen['16/1/16']:.1f}")
