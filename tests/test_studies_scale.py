@@ -1,5 +1,7 @@
 """studies.scale: the paper's ResNet-20 rows as configurations, commands and stored lookups."""
 
+from pathlib import Path
+
 import pytest
 
 from adabit_lite import ALGORITHM_VERSION
@@ -100,3 +102,14 @@ def test_scale_table_leaves_out_our_columns_when_nothing_is_stored(tmp_path):
     assert shown["our W/S/T"].isna().sum() == len(runs) - 1  # shown as "-"
     assert sc.ours_note(runs, "results/scale") == (
         f"ours: 1 of {len(runs)} rows have a stored result under results/scale, the others are not run here")
+
+
+def test_a_sic_cell_is_marked_and_explained_and_the_commands_defaults_are_named():
+    runs = sc.scale_rows(Path("/nonexistent"), 200, 128, "cuda", "results/scale")
+    c100 = runs[runs["data"] == "CIFAR-100"].set_index("target")["paper W/S/T"]
+    assert c100["1/1/1"] == "2.06/1.58/3.25 (sic)" and "(sic)" not in c100["2/2/2"]
+    assert sc.sic_notes() == ["(sic) Ours-111: CIFAR-100 W/S/T printed 2.06/1.58/3.25: T = 3.25 equals "
+                              "the printed BB (2.06*1.58 = 3.25)"]
+    line = sc.defaults_line()
+    assert "--seed 0," in line and "--lam-T 0.01" in line and "--momentum 0.9" in line
+    assert all("--seed" not in cmd for cmd in runs["command"])  # left out, so the line must say it

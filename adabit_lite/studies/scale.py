@@ -67,10 +67,11 @@ def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
     ``NOT_RUN``), and the command that trains it into ``command_dir``/<key>."""
     rows = []
 
-    def add(data, target, method, paper_wst, paper_top1, cfg):
+    def add(data, target, method, paper_wst, paper_top1, cfg, note=""):
         acc, wst = stored_accuracy(results_dir, cfg)
+        sic = " (sic)" if str(note).startswith("(sic)") else ""
         rows.append({"data": data, "target": target, "method": method,
-                     "paper W/S/T": wst_text(paper_wst, int(target.split("/")[2]))
+                     "paper W/S/T": wst_text(paper_wst, int(target.split("/")[2])) + sic
                      if isinstance(paper_wst, str) else "",
                      "paper top-1": paper_top1, "ours top-1": acc, "our W/S/T": wst,
                      "command": command_line(cfg, f"{command_dir}/<key>")})
@@ -84,8 +85,32 @@ def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
     for _, row in cifar[cifar["method"].str.startswith("Ours")].iterrows():
         target = "/".join(row["method"].split("-")[1])  # Ours-111 -> 1/1/1
         cfg = scale_config("cifar100", target, "activation", epochs, batch_size, device)
-        add("CIFAR-100", target, "+ activation renewal", row["c100_wst"], row["cifar100"], cfg)
+        add("CIFAR-100", target, "+ activation renewal", row["c100_wst"], row["cifar100"], cfg,
+            row.get("notes", ""))
     return pd.DataFrame(rows)
+
+
+def sic_notes() -> list[str]:
+    """The data file's notes on the paper cells this chapter shows that are marked "(sic)" (the
+    paper prints them so): one line per CIFAR table row."""
+    cifar = paper_table("yao_cifar")
+    ours = cifar[cifar["method"].str.startswith("Ours") & cifar["notes"].fillna("").str.startswith("(sic)")]
+    return [f"(sic) {r['method']}: {r['notes'].removeprefix('(sic)').strip()}" for _, r in ours.iterrows()]
+
+
+#: options the commands leave at the package's default, named in ``defaults_line``
+DEFAULTS_SHOWN = ("seed", "lam_w", "lam_s", "lam_T", "rho", "optimizer", "momentum")
+
+
+def defaults_line() -> str:
+    """The defaults that every command relies on without writing them (the paper's rows are one
+    run each: seed 0 here)."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    shown = ", ".join(f"--{n.replace('_', '-')} {defaults[n]}" for n in DEFAULTS_SHOWN)
+    return (f"Options a command leaves out take the package's defaults: {shown}, and the reference "
+            "recipe's learning rates and weight decay (python -m adabit_lite.train --help lists them all).")
 
 
 def scale_table(runs: pd.DataFrame) -> pd.DataFrame:
