@@ -277,7 +277,7 @@ def test_neuron_text_and_line_compare_the_old_neuron_with_the_default():
 def test_extra_text_compares_renewal_counts_and_T():
     groups = {"default": [_run(90.0, T=1.5), _run(92.0, T=1.5)],
               "renewal both": [_run(91.0, renewals=1), _run(93.0, renewals=1)],
-              ab.RANGE_RATIO: [_run(89.0, renewals=2, drops=[3]), _run(90.0, renewals=4)],
+              ab.RANGE_RATIO: [_run(89.0, renewals=2, drops=[{"epoch": 3, "from": 95.0, "to": 89.0}]), _run(90.0, renewals=4)],
               "T fixed": [_run(90.0)]}
     text = ab.extra_text(ab.ablation_table(groups), ab.extra_table(groups))
     assert text.startswith("- T = 1 from the start vs learned T (from 2): 90.00 vs 91.00 (-1.00, "

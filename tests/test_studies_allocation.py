@@ -15,11 +15,20 @@ def fake(acc: float, failed: bool = False, W: float = 1.0) -> dict:
     renewals = {"l": {"w_flips": 2, "s_flips": 1, "w_renewals": 0, "s_renewals": 0}}
     result = {"parameters": {"target": "1/1/1"},
               "metrics": {"accuracy": acc, "W": W, "S": 1.0, "T": 1.0, "renewals": renewals,
-                          "accuracy_drops": [6] if failed else []},
+                          "accuracy_drops": [{"epoch": 1, "from": 80.0, "to": acc}] if failed else []},
               "history": [{"test_accuracy": 80.0}, {"test_accuracy": acc}]}
     if failed:
         result["failure"] = {"epoch": 2, "reason": "the network collapsed"}
     return result
+
+
+def test_drop_epochs_are_the_stored_drops_one_based():
+    from adabit_lite.train import accuracy_drops
+
+    history = [{"epoch": e, "test_accuracy": a} for e, a in enumerate((80.0, 74.0, 80.0, 75.0, 69.0))]
+    run = {"metrics": {"accuracy_drops": accuracy_drops(history)}, "history": history}
+    assert al.drop_epochs(run) == [2, 5]  # 80 -> 74 and 75 -> 69; 80 -> 75 is exactly 5: not a drop
+    assert al.drop_epochs({"metrics": {}}) == []
 
 
 def test_a_failed_run_is_counted_and_stays_in_the_means():

@@ -4,12 +4,14 @@ on hand-made results whose answers are known."""
 import pytest
 
 from adabit_lite.studies import fashion as fa
+from adabit_lite.train import accuracy_drops
 
 
 def run(W, S, acc, curve=(80.0, 82.0, 84.0), target=None):
+    history = [{"epoch": e, "test_accuracy": a} for e, a in enumerate(list(curve) + [acc])]
     return {"parameters": {"target": target or f"{W}/{S}/1"},
-            "metrics": {"W": W, "S": S, "T": 1.0, "accuracy": acc},
-            "history": [{"test_accuracy": a} for a in list(curve) + [acc]]}
+            "metrics": {"W": W, "S": S, "T": 1.0, "accuracy": acc, "accuracy_drops": accuracy_drops(history)},
+            "history": history}
 
 
 def stage(remedy_221, remedy_151, rule_acc=85.0, uquant_curve=(80.0, 82.0, 84.0)):

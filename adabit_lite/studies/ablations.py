@@ -133,8 +133,7 @@ def ablation_table(groups: dict[str, list[dict]], reference: str = REFERENCE) ->
                           else math.nan},
                        **{"weight renewals": float(totals["w_renewals"]),
                           "spike renewals": float(totals["s_renewals"]),
-                          "runs with a drop > 5": int(sum(bool(r["metrics"]["accuracy_drops"])
-                                                          for r in group)),
+                          "runs with a drop > 5": sum(bool(al.drop_epochs(r)) for r in group),
                           "worst drop": max(al.worst_drop(r) for r in group)})
         rows.append(row)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)

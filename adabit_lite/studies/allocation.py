@@ -53,6 +53,12 @@ def flip_totals(result: dict) -> dict[str, int]:
             for k in ("w_flips", "s_flips", "w_renewals", "s_renewals")}
 
 
+def drop_epochs(result: dict) -> list[int]:
+    """The epochs (1-based) at which the run's test accuracy fell more than ``train.DROP_POINTS``
+    below the epoch before: its stored ``accuracy_drops`` (``train.accuracy_drops``)."""
+    return [d["epoch"] + 1 for d in result["metrics"].get("accuracy_drops", [])]
+
+
 def worst_drop(result: dict) -> float:
     """The largest fall of test accuracy from one epoch to the next (0 if it never fell)."""
     acc = [h["test_accuracy"] for h in result["history"]]
@@ -107,7 +113,7 @@ def stability_table(runs: dict[str, list[dict]], reference: str | None = None,
             "T": float(np.mean([r["metrics"]["T"] for r in group])),
             "Bw flips": totals["w_flips"], "Bs flips": totals["s_flips"],
             "renewals": totals["w_renewals"] + totals["s_renewals"],
-            "runs with a drop > 5": int(sum(bool(r["metrics"].get("accuracy_drops")) for r in group)),
+            "runs with a drop > 5": sum(bool(drop_epochs(r)) for r in group),
             "worst drop": max(worst_drop(r) for r in group),
             "accuracy": float(np.mean(acc)), "std": float(np.std(acc, ddof=1)) if len(acc) > 1
             else math.nan,

@@ -228,24 +228,19 @@ def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.Da
 REMEDY_TARGETS = ("2/2/1", "1.5/1.5/1")
 #: the share of a remedy's runs that must land within ``FINE`` at each of ``REMEDY_TARGETS``
 LANDING_SHARE = 0.9
-DROP_POINTS = 5.0  # an epoch whose test accuracy falls more than this below the one before
 RULE_COLUMN = "paper's rule"  # remedy_table's column of the paper's rule's mean accuracy
 
 
 def fall_epochs(runs: list[dict]) -> list[int]:
-    """The epochs (1-based, sorted) at which any of ``runs`` fell more than ``DROP_POINTS`` below
-    its epoch before."""
-    falls = set()
-    for r in runs:
-        acc = [h["test_accuracy"] for h in r["history"]]
-        falls |= {e + 2 for e, (a, b) in enumerate(zip(acc, acc[1:])) if a - b > DROP_POINTS}
-    return sorted(falls)
+    """The epochs (1-based, sorted) at which any of ``runs`` fell more than ``train.DROP_POINTS``
+    below its epoch before (``allocation.drop_epochs``)."""
+    return sorted({e for r in runs for e in al.drop_epochs(r)})
 
 
 def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame:
     """One row per target of ``REMEDY_TARGETS`` for ``method``: its runs, the share whose final
     mean W and S are both within ``FINE`` of the target, the mean final W and S, the target nearest
-    that mean (the larger of |dW|, |dS|), the runs with an epoch falling more than ``DROP_POINTS``
+    that mean (the larger of |dW|, |dS|), the runs with an epoch falling more than ``train.DROP_POINTS``
     and those epochs (``fall_epochs``), the same over the U-quant runs there (the stage's own
     noise; at a fractional target, the nearest uniform settings'), the accuracy mean against the
     paper's rule, and whether the accuracy is significantly lower (the paper's rule ahead with
@@ -269,9 +264,9 @@ def remedy_table(stage: Stage, method: str, alpha: float = 0.05) -> pd.DataFrame
         rows.append({"target": target, "runs": len(runs),
                      "W and S within 0.1": float(np.mean((abs(w - tw) <= FINE) & (abs(s_ - ts) <= FINE))),
                      "W": mean[0], "S": mean[1], "nearest target": nearest,
-                     "runs with a drop > 5": sum(al.worst_drop(r) > DROP_POINTS for r in runs),
+                     "runs with a drop > 5": sum(bool(al.drop_epochs(r)) for r in runs),
                      "fall epochs": fall_epochs(runs),
-                     "U-quant runs with a drop > 5": sum(al.worst_drop(r) > DROP_POINTS for r in uquant),
+                     "U-quant runs with a drop > 5": sum(bool(al.drop_epochs(r)) for r in uquant),
                      "U-quant fall epochs": fall_epochs(uquant),
                      "U-quant settings": " and ".join(sorted({r["parameters"]["target"] for r in uquant})),
                      "U-quant runs": sum(len(g) for m, g in stage.groups[target].items()
