@@ -141,3 +141,21 @@ def test_difference_sentence_writes_p_with_p_text():
         "significant (Welch p < 0.001)")
     assert fa.difference_sentence({**d, "p": float("nan")}).endswith("untested (too few runs); "
                                                                       "1 of 4 B runs collapsed")
+
+
+def test_the_landing_view_shows_shares_in_percent_and_bits_to_two_decimals():
+    import math
+    import re
+
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"method": "U-quant", "runs": 5, "W": 3.0, "S": 4.0, "T": 1.0, "within 0.3": 1.0, "within 0.1": 1.0,
+         "bit budget": 12.0, "accuracy": 89.25, "std": 0.24, "p vs U-quant": math.nan, "flips": 3.0},
+        {"method": "LBW", "runs": 5, "W": 2.9, "S": 4.0, "T": 1.04, "within 0.3": 1.0, "within 0.1": 0.2,
+         "bit budget": 12.09, "accuracy": 88.74, "std": 0.5, "p vs U-quant": 0.0891, "flips": 3.0}])
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r)
+             for r in re.findall(r"<tr>(.*?)</tr>", fa.landing_view(table)._repr_html_())]
+    assert cells[0][5:7] == ["within 0.3 (% of runs)", "within 0.1 (% of runs)"] and "flips" not in cells[0]
+    assert cells[1][2:] == ["3.00", "4.00", "1.00", "100", "100", "12.00", "89.25", "0.24", "-"]
+    assert cells[2][2:] == ["2.90", "4.00", "1.04", "100", "20", "12.09", "88.74", "0.50", "0.089"]

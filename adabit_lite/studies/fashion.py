@@ -95,6 +95,24 @@ def landing_table(methods: dict[str, list[dict]], target: str) -> pd.DataFrame:
     return table
 
 
+LANDING_SHOWN = ("method", "runs", "failed", "W", "S", "T", "within 0.3", "within 0.1", "bit budget",
+                 "accuracy", "std")
+
+
+def landing_view(table: pd.DataFrame):
+    """A ``landing_table`` as the page shows it: the columns of ``LANDING_SHOWN`` and the p-value,
+    W/S/T, Bit Budget, accuracy and std to two decimals, the shares within 0.3 and 0.1 in % of
+    the runs."""
+    from .. import plotting
+
+    view = table[[c for c in LANDING_SHOWN if c in table] + [c for c in table if c.startswith("p vs")]].copy()
+    shares = [c for c in ("within 0.3", "within 0.1") if c in view]
+    view[shares] = 100 * view[shares]
+    decimals = {c: 2 for c in ("W", "S", "T", "bit budget", "accuracy", "std")} | {c: 0 for c in shares}
+    return plotting.show_table(view, decimals={c: d for c, d in decimals.items() if c in view},
+                               units={"accuracy": "%", "std": "points"} | {c: "% of runs" for c in shares})
+
+
 def difference_sentence(d: dict, alpha: float = 0.05) -> str:
     """One sentence for a ``difference``: which is ahead, by how much, whether it is significant."""
     if math.isnan(d["difference"]):
