@@ -162,7 +162,8 @@ def split_costs(cfg, spec: dict) -> dict:
             "size (kbit)": 1e3 * learned.totals["size_mbit"]}
 
 
-#: the columns of ``split_costs`` (in its order); ``accuracy_view`` keeps only ``KEPT_COSTS``
+#: the columns of ``split_costs`` (in its order); ``accuracy_view`` keeps only ``KEPT_COSTS``, and only
+#: where the stored values differ from them
 COST_COLUMNS = ("MACs (M)", "S-ACE (M)", "stem MACs (M)", "stem W/S/T", "stem S-ACE (M)",
                 "S-ACE + stem (M)", "uniform S-ACE (M)", "size (kbit)")
 KEPT_COSTS = ("S-ACE (M)", "size (kbit)")
@@ -277,9 +278,12 @@ def meter_matches(table: pd.DataFrame) -> bool:
 
 
 def accuracy_view(table: pd.DataFrame) -> pd.DataFrame:
-    """A ``split_table`` without the metered costs shown in section 1 (``COST_COLUMNS``), but
-    for the S-ACE and size the stored ones are compared with (``KEPT_COSTS``)."""
-    return table.drop(columns=[c for c in COST_COLUMNS if c in table and c not in KEPT_COSTS])
+    """A ``split_table`` as section 2 shows it: without W, S and T (the split says them), the runs
+    wanted (the line above the table says them) and the metered costs shown in section 1
+    (``COST_COLUMNS``); the S-ACE and size that the stored ones are compared with
+    (``KEPT_COSTS``) stay only where they differ (``meter_matches`` false)."""
+    drop = [c for c in COST_COLUMNS if c not in KEPT_COSTS or meter_matches(table)]
+    return table.drop(columns=[c for c in ("W", "S", "T", "wanted", *drop) if c in table])
 
 
 def split_lines(table: pd.DataFrame, orders: dict) -> list[str]:
