@@ -912,6 +912,11 @@ CLAIMS: tuple[Claim, ...] = (
 
 CLAIMS = tuple(sorted(CLAIMS, key=lambda c: c.chapter))  # the book's order (numbered stems)
 CHAPTERS = tuple(dict.fromkeys(c.chapter for c in CLAIMS))
+#: (small stage, deeper stage): the claims that both training stages test, by key
+STAGE_PAIRS = tuple((k, f"fashion-{k}") for k in (
+    "lbw-vs-uquant-1/1/1", "lbw-vs-uquant-2/2/1", "lbw-vs-uquant-3/4/1", "lbw-vs-uquant-4/4/1",
+    "fig3-early", "layers-weight", "layers-spike")) + (("abl-act-renewal", "fashion-act-renewal"),)
+DEEPER = ", deeper stage"  # the end of a deeper-stage claim's title
 
 
 # ---------------------------------------------------------------- anchors
@@ -1075,6 +1080,38 @@ def summary_lines(ledger: list[dict]) -> list[str]:
             f"No significant difference here: {titles(NO_DIFFERENCE)}.",
             f"Reversed here: {titles(REVERSED)}. Not run here: {titles(NOT_RUN)}. "
             f"Cannot be tested here: {titles(UNTESTABLE)}."]
+
+
+def stage_rows(ledger: list[dict]) -> list[dict]:
+    """The claims both training stages test (``STAGE_PAIRS``), one row each: the claim, each
+    stage's verdict with its number, and whether the deeper stage changes the verdict."""
+    by_key = {r["key"]: r for r in ledger}
+    out = []
+    for small, deeper in STAGE_PAIRS:
+        if small not in by_key or deeper not in by_key:
+            continue
+        a, b = by_key[small], by_key[deeper]
+        out.append({"claim": b["title"].removesuffix(DEEPER),
+                    "small stage": f"{a['verdict']} ({a['book text']})",
+                    "deeper stage": f"{b['verdict']} ({b['book text']})",
+                    "changed": "yes" if a["verdict"] != b["verdict"] else "no"})
+    return out
+
+
+def stage_sentence(ledger: list[dict]) -> str:
+    """How many of the claims both stages test change their verdict on the deeper stage, and which
+    (small stage's verdict -> the deeper stage's)."""
+    both = stage_rows(ledger)
+    changed = [r for r in both if r["changed"] == "yes"]
+    if not both:
+        return "No claim is tested on both training stages in this build."
+    text = (f"Of the {len(both)} claim{'s' * (len(both) != 1)} that both training stages test, the deeper stage changes the "
+            f"verdict of {len(changed)}")
+    if not changed:
+        return text + "."
+    return text + ": " + "; ".join(
+        f"{r['claim']} ({r['small stage'].split(' (')[0]} on the small stage, "
+        f"{r['deeper stage'].split(' (')[0]} on the deeper one)" for r in changed) + "."
 
 
 # (heading, class of its cells, share of the table's width in %) of the page's columns: the verdict

@@ -334,3 +334,27 @@ def test_every_link_of_the_page_exists_in_the_built_book(built):
             assert f'id="{fragment}"' in target.read_text(encoding="utf-8"), href
     intro = (html / "book" / "intro.html").read_text(encoding="utf-8")
     assert 'href="chapters/ledger.html"' in intro and "chapters/ledger.html#ledger-summary" in intro
+
+
+def test_the_two_stages_side_by_side_name_the_changed_verdicts():
+    def row(key, title, verdict, text):
+        return {"key": key, "title": title, "verdict": verdict, "book text": text}
+
+    rows = [row("abl-act-renewal", "activation renewal helps", REVERSED, "−1.20"),
+            row("fashion-act-renewal", "activation renewal helps, deeper stage", REPRODUCES, "+2.64"),
+            row("lbw-vs-uquant-3/4/1", "learned bits beat U-quant at 3/4/1", NO_DIFFERENCE, "−1.00"),
+            row("fashion-lbw-vs-uquant-3/4/1", "learned bits beat U-quant at 3/4/1, deeper stage",
+                NO_DIFFERENCE, "−0.51"),
+            row("fig3-early", "the bits fall early", SMALLER, "33")]  # its deeper row is missing
+    assert ledger.stage_rows(rows) == [
+        {"claim": "learned bits beat U-quant at 3/4/1", "small stage": "no significant difference (−1.00)",
+         "deeper stage": "no significant difference (−0.51)", "changed": "no"},
+        {"claim": "activation renewal helps", "small stage": "reversed (−1.20)",
+         "deeper stage": "reproduces (+2.64)", "changed": "yes"}]
+    assert ledger.stage_sentence(rows) == (
+        "Of the 2 claims that both training stages test, the deeper stage changes the verdict of 1: "
+        "activation renewal helps (reversed on the small stage, reproduces on the deeper one).")
+    assert ledger.stage_sentence(rows[2:]) == \
+        "Of the 1 claim that both training stages test, the deeper stage changes the verdict of 0."
+    keys = {c.key for c in ledger.CLAIMS}
+    assert all(a in keys and b in keys for a, b in ledger.STAGE_PAIRS)  # every pair names real claims
