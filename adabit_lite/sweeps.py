@@ -486,7 +486,7 @@ SWEEPS = {"dataset-choice": dataset_choice, "bit-stability": bit_stability,
 
 #: sweeps whose runs are still being trained (hours on two cores): their stored runs must be
 #: current, and the chapters say how many are missing; remove a name once it is complete
-IN_PROGRESS = frozenset({"fashion-allocation", "fashion-control"})
+IN_PROGRESS: frozenset[str] = frozenset()
 
 # The run that tests/test_stored_results.py trains again in `make test` and compares with its
 # stored file: one seed of one setting (the cheapest) per sweep; a control sweep, whose runs are
