@@ -89,15 +89,32 @@ def test_a_chapter_with_runs_still_to_come_makes_its_rows_provisional():
     assert ledger.provisional({}) == ""
 
 
-@pytest.mark.parametrize("full_precision, expected", [(50.0, UNTESTABLE), (55.0, UNTESTABLE),
-                                                      (55.1, REVERSED)])
-def test_an_event_row_where_even_full_precision_is_at_chance_cannot_be_tested(full_precision, expected):
+@pytest.mark.parametrize("full_precision, fixed, expected, why", [
+    (50.0, 45.0, UNTESTABLE, "at chance"), (55.0, 45.0, UNTESTABLE, "at chance"),  # chance is 50 %
+    (55.1, 45.0, REVERSED, ""),  # reads the order, and the fixed split loses 10.1 points
+    (100.0, 95.0, UNTESTABLE, "loses nothing"), (100.0, 94.9, REVERSED, "")])  # a ceiling: 5 points
+def test_an_event_row_where_the_claim_cannot_show_is_not_judged(full_precision, fixed, expected, why):
     (claim,) = [c for c in ledger.CLAIMS if c.key == "dvs-learned-vs-fixed-T2"]
-    comparison = {"T": 2, "learned": 50.0, "fixed": 52.0, "learned - fixed": -2.0, "p": 0.01,
+    comparison = {"T": 2, "learned": fixed - 2.0, "fixed": fixed, "learned - fixed": -2.0, "p": 0.01,
                   "split": "1/4/2", "full precision": full_precision}
     row = ledger.row(claim, {"08_temporal": {"comparison": [comparison]}}, ROOT / "nb")
-    assert row["verdict"] == expected  # chance is 50 %: more than 5 points above it reads the order
-    assert ("at chance" in row["book detail"]) == (expected == UNTESTABLE)
+    assert row["verdict"] == expected
+    assert (why in row["book detail"]) if why else ("nothing" not in row["book detail"]
+                                                    and "chance" not in row["book detail"])
+
+
+def test_the_fall_over_time_steps_is_judged_where_full_precision_reads_the_order():
+    (claim,) = [c for c in ledger.CLAIMS if c.key == "events-time-steps"]
+    rows = [(8, 93.0, 8.0, 100.0), (4, 99.9, 0.2, 100.0), (2, 50.0, 0.0, 50.0), (1, 50.0, 0.0, 50.0)]
+    records = {"08_temporal": {
+        "comparison": [{"T": T, "full precision": fp} for T, _, _, fp in rows],
+        "parameters": {"bins": [8, 4, 2, 1]},
+        "table": [{"T": T, "method": "fixed", "accuracy": acc, "std": sd, "runs": 5,
+                   "split": f"1/{8 // T}/{T}"} for T, acc, sd, _ in rows]}}
+    row = ledger.row(claim, records, ROOT / "nb")
+    assert row["book number"] == pytest.approx(93.0 - 99.9)  # T = 8 against T = 4, not against T = 1
+    assert "1/2/4 99.9" in row["book detail"] and "below T = 4 even full precision is at chance" in row["book detail"]
+    assert row["verdict"] == NO_DIFFERENCE  # the spread of 8 points over 5 seeds
 
 
 def test_the_claims_follow_the_chapters_of_the_table_of_contents():

@@ -227,6 +227,7 @@ def test_runs_shown_names_the_sweeps_to_run():
     assert studies.runs_shown(3, 5, "allocation", "ablations") == (
         "runs shown: 3 of 5 wanted (the rest are not stored: run `python -m adabit_lite.sweeps run "
         "allocation ablations` or set train_missing = True)")
+    assert studies.runs_shown(5, 5, "allocation") == "runs shown: 5 of 5 wanted (all stored)"
 
 
 def test_words_lists_items_as_a_reader_does():

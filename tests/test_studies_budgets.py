@@ -256,12 +256,14 @@ def test_paper_claims(table):
         "**Shen et al.** In their rows the split with more spike bits beats the one with more time "
         "steps in 2 of 3 of these pairs on CIFAR-10 and 2 of 3 on CIFAR-100 (single runs, no spread "
         "reported).",
-        "**This book.** The mean of the spike-bit split is higher in 1 of 2 pairs; the difference is "
-        "significant (Holm p < 0.05) in 1 in its favour and in 1 against it.",
+        "**This book.** The mean of the spike-bit split is higher in 1 of 2 pairs; it is significantly "
+        "higher (Holm p < 0.05) in 1 and significantly lower in 1.",
         "**Cost.** In Shen et al.'s rows at Bit Budget 4, the splits 1/4/1 and 4/1/1 print the same "
         "S-ACE (3.00 G) and only 1/1/4 (3.50 G) more. Our 8-bit stem makes each added time step cost "
         "more (section 1)."]
     assert bg.paper_claims(pairs.iloc[3:], table[~table["split"].isin(["1/1/4", "4/1/1"])], SHEN) == ""
+    calm = pairs.assign(**{"p (Holm)": 0.5})
+    assert "higher in 1 of 2 pairs; no difference is significant (Holm p < 0.05)." in bg.paper_claims(calm, table, SHEN)
 
 
 def test_the_papers_printed_cost_says_which_splits_print_more():
@@ -274,7 +276,7 @@ def test_the_papers_printed_cost_says_which_splits_print_more():
     splits = pd.DataFrame({"split": ["1/4/1", "1/2/2", "1/1/4", "4/4/1", "4/1/4"]})
     assert bg.paper_cost_text(shen, splits) == (
         "**Cost.** In Shen et al.'s rows at Bit Budget 4, the splits 1/4/1 and 1/2/2 print the same S-ACE "
-        "(3.08 to 3.09 G) and only 1/1/4 (3.69 G) more (the data file's note: attention apart); at Bit "
+        "(3.08 to 3.09 G) and only 1/1/4 (3.69 G) more (the data file notes \"attention apart\"); at Bit "
         "Budget 16, 4/4/1 prints 12.00 G and 4/1/4 (14.00 G) more. Their printed cost, then, does not rise "
         "with every added time step; our 8-bit stem makes each one cost more (section 1).")
     assert bg.paper_cost_text(shen, splits.iloc[:1]) == ""  # one split of a budget: nothing to compare

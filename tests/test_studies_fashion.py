@@ -159,3 +159,17 @@ def test_the_landing_view_shows_shares_in_percent_and_bits_to_two_decimals():
     assert cells[0][5:7] == ["within 0.3 (% of runs)", "within 0.1 (% of runs)"] and "flips" not in cells[0]
     assert cells[1][2:] == ["3.00", "4.00", "1.00", "100", "100", "12.00", "89.25", "0.24", "-"]
     assert cells[2][2:] == ["2.90", "4.00", "1.04", "100", "20", "12.09", "88.74", "0.50", "0.089"]
+
+
+def test_the_note_names_the_targets_where_renewal_never_fired():
+    def lbw(acc, renewals):
+        return {"metrics": {"accuracy": acc, "renewals": {"l": {"w_flips": 0, "s_flips": 1, "w_renewals": 0,
+                                                                "s_renewals": renewals}}}}
+
+    small = {"1/1/1": {"LBW": [lbw(94.0, 0)], fa.PAPER_RULE: [lbw(93.0, 5)]},
+             "3/4/1": {"LBW": [lbw(95.4, 0)], fa.PAPER_RULE: [lbw(95.4, 0), lbw(94.0, 0)]},
+             "4/4/1": {"LBW": [lbw(95.1, 0)], fa.PAPER_RULE: [lbw(95.1, 0)]},
+             "2/2/1": {fa.PAPER_RULE: [lbw(94.0, 0)]}}  # no LBW column to be equal to
+    assert fa.never_renewed_note(small).startswith(
+        "At 3/4/1 and 4/4/1 the small stage's LBW + renewal runs never renewed a step")
+    assert fa.never_renewed_note({"1/1/1": small["1/1/1"]}) == ""

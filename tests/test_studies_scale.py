@@ -111,5 +111,6 @@ def test_a_sic_cell_is_marked_and_explained_and_the_commands_defaults_are_named(
     assert sc.sic_notes() == ["(sic) Ours-111: CIFAR-100 W/S/T printed 2.06/1.58/3.25: T = 3.25 equals "
                               "the printed BB (2.06*1.58 = 3.25)"]
     line = sc.defaults_line()
-    assert "--seed 0," in line and "--lam-T 0.01" in line and "--momentum 0.9" in line
+    assert "--target 1/1/1, --init 4/4/2, --renewal activation, --seed 0," in line
+    assert "--lam-T 0.01" in line and "--momentum 0.9" in line
     assert all("--seed" not in cmd for cmd in runs["command"])  # left out, so the line must say it

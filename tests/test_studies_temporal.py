@@ -286,6 +286,7 @@ def test_paper_claims_against_the_papers_rows():
     s = shen.set_index("wst")["cifar10_dvs"]
     y = yao[yao["method"] == "Ours"].set_index("wst")["cifar10_dvs"]
     c = _comparison([(8, "1/1/8", 93.0, 99.9, 0.1, 9.9, 100.0),
+                     (4, "1/2/4", 80.0, 99.0, 0.1, 9.0, 100.0),
                      (1, "1/8/1", 50.0, 50.0, math.nan, 8.6, 50.0)])
     text = tm.paper_claims(shen, yao, c)
     paragraphs = text.split("\n\n")
@@ -293,8 +294,10 @@ def test_paper_claims_against_the_papers_rows():
     # Shen's fixed splits: the most time steps (1/1/16) against the fewest (1/16/1)
     assert (f"falls from {s['1/1/16']:.1f} % at 1/1/16 to {s['1/16/1']:.1f} % at 1/16/1"
             in paragraphs[0])
-    assert paragraphs[1].startswith("Here the fixed splits go from 93.0 % at 1/1/8 to 50.0 % at "
-                                    "1/8/1. The direction holds")
+    # ours: judged where full precision reads the order (T = 8 and 4), T = 1 named as the task's
+    assert paragraphs[1].startswith("Here, over the T at which full precision reads the order, the fixed "
+                                    "splits go from 93.0 % at 1/1/8 to 80.0 % at 1/2/4: the direction holds.")
+    assert "At T = 1 the fixed splits score 50.0 %, at chance with full precision" in paragraphs[1]
     assert "above the 10 % chance" in paragraphs[1]
     # Yao's learned row at their smallest T (1)
     assert f"keep {y['1.31/4.03/1.0']:.1f} % at 1.31/4.03/1.0" in paragraphs[2]
@@ -302,7 +305,7 @@ def test_paper_claims_against_the_papers_rows():
     flat = _comparison([(8, "1/1/8", 54.0, 99.9, 0.1, 9.9, 100.0),
                         (4, "1/2/4", 50.0, 99.0, 0.1, 9.0, 100.0)])  # a fall of 4: within 5 points
     text = tm.paper_claims(shen, yao, flat)
-    assert "the fall does not show" in text and "no allocation" not in text
+    assert "the fall does not show" in text and "no allocation" not in text and "At T =" not in text
     assert len(tm.paper_claims(shen, yao, _comparison([])).split("\n\n")) == 2
 
 

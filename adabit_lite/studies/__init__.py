@@ -91,6 +91,8 @@ def load_stored(configs, folder, train_missing: bool = False, control=None,
 def runs_shown(found: int, wanted: int, *sweeps: str) -> str:
     """How many of the wanted runs a chapter shows, and the command that trains the others
     (``python -m adabit_lite.sweeps run`` with the names of ``sweeps``)."""
+    if found >= wanted:
+        return f"runs shown: {found} of {wanted} wanted (all stored)"
     return (f"runs shown: {found} of {wanted} wanted (the rest are not stored: run "
             f"`python -m adabit_lite.sweeps run {' '.join(sweeps)}` or set train_missing = True)")
 

@@ -431,7 +431,7 @@ WHAT_T_BUYS = (
     "of $B_s$ bits give each learned layer's input a grid of $T(2^{B_s}-1)+1$ levels, "
     "which the split with all the budget in $B_s$ contains. $T$ also repeats the 8-bit "
     "stem, which costs S-ACE that the learned convention does not count (section 1), and "
-    "refines the stem's output beyond the 255 levels of its 8-bit spikes. Apart from that "
+    "refines the stem's output beyond the 256 levels of its 8-bit spikes. Apart from that "
     "finer stem output, the time steps give the learned layers nothing that the spike bits "
     "of the same budget could not.")
 
@@ -483,11 +483,11 @@ def weights_paragraph(table: pd.DataFrame, comparisons: pd.DataFrame, alpha: flo
                       f"{t.loc[r['b'], 'size (kbit)']:.0f} kbit)"), alpha)
     if text is None:
         return ""
-    for key, words in (("a wins", "Spike bits win in {}. "), ("b wins", "Weight bits win in {}. "),
-                       ("not significant", "Not significant: {}. "),
-                       ("no test", "No Welch test possible: {}.")):
+    for key, phrase in (("a wins", "Spike bits win in {}. "), ("b wins", "Weight bits win in {}. "),
+                        ("not significant", "Not significant: {}. "),
+                        ("no test", "No Welch test possible: {}.")):
         if v[key]:
-            text += words.format(", ".join(v[key]))
+            text += phrase.format(words(v[key]))
     return text
 
 
@@ -618,9 +618,10 @@ def paper_claims(paper_pairs: pd.DataFrame, table: pd.DataFrame, shen: pd.DataFr
             wins = int((ours["a - b"] > 0).sum())
             sig = int(((ours["a - b"] > 0) & (ours["p (Holm)"] < alpha)).sum())
             sig_b = int(((ours["a - b"] < 0) & (ours["p (Holm)"] < alpha)).sum())
+            tail = (f"it is significantly higher (Holm p < {alpha:g}) in {sig} and significantly lower "
+                    f"in {sig_b}." if sig or sig_b else f"no difference is significant (Holm p < {alpha:g}).")
             text.append(f"**This book.** The mean of the spike-bit split is higher in {wins} of "
-                        f"{len(ours)} pairs; the difference is significant (Holm p < {alpha:g}) in {sig} "
-                        f"in its favour and in {sig_b} against it.")
+                        f"{len(ours)} pairs; " + tail)
     cost = paper_cost_text(shen, table)
     return "\n\n".join(text + ([cost] if cost else []))
 
@@ -646,7 +647,7 @@ def paper_cost_text(shen: pd.DataFrame, table: pd.DataFrame) -> str:
         if not dear.empty:
             notes = sorted({str(n) for n in dear.get("notes", pd.Series(dtype=object)).dropna() if str(n)})
             text += (" and " + "only " * (len(same) > 1) + words(f"{w} ({c:.2f} G)" for w, c in zip(dear["wst"], dear["s_ace_g"]))
-                     + " more" + (f" (the data file's note: {'; '.join(notes)})" if notes else ""))
+                     + " more" + (" (the data file notes " + "; ".join(f'"{n}"' for n in notes) + ")" if notes else ""))
         parts.append(text)
         flat |= len({parse_split(w)[2] for w in same["wst"]}) > 1
     if not parts:

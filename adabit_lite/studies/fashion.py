@@ -27,7 +27,7 @@ from ..wst import parse_wst
 from . import allocation as al
 from .allocation import (PAPER_COLUMNS, PAPER_RULE, difference, plot_layer_bits,  # noqa: F401
                           settling)  # (the page's names)
-from . import load_stored, stored_result
+from . import load_stored, stored_result, words
 
 SWEEP, CONTROL_SWEEP = "fashion-allocation", "fashion-control"
 COARSE, FINE = al.TOLERANCE, 0.1
@@ -215,6 +215,20 @@ def load_small(results_dir: str | Path = sweeps.RESULTS, targets=sweeps.ALLOCATI
                ) -> dict[str, dict[str, list[dict]]]:
     """The small stage's stored runs (chapter 5a's sweep) by target and method."""
     return al.load_groups(results_dir, "allocation", sweeps.allocation_groups, targets=targets)[0]
+
+
+def never_renewed_note(small: dict) -> str:
+    """One sentence naming the targets at which no small-stage LBW + renewal run renewed a step
+    (``allocation.flip_totals``), so that its runs train exactly as LBW's and the two columns of
+    ``paper_vs_book`` are equal there; "" where there is none."""
+    quiet = [t for t, g in small.items() if g.get(PAPER_RULE) and g.get("LBW")
+             and all(al.flip_totals(r)["w_renewals"] + al.flip_totals(r)["s_renewals"] == 0
+                     for r in g[PAPER_RULE])]
+    if not quiet:
+        return ""
+    return (f"At {words(quiet)} the small stage's LBW + renewal runs never renewed a step (activation "
+            "renewal acts only when the spike bits drop), so they trained exactly as the LBW runs: the two columns are "
+            "the same numbers there.")
 
 
 def paper_vs_book(stage: Stage, small: dict, paper_table: pd.DataFrame) -> pd.DataFrame:

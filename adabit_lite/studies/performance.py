@@ -228,16 +228,16 @@ def layer_sentence(layer: pd.DataFrame) -> str:
 
 def plot_layer_time(layer: pd.DataFrame, comp: dict | None, threshold: float):
     """One panel per shape: the multi-step and the squeezed layer's time over the ANN floor's
-    against T (log-log), the floor, the target at T = LAYER_T and the compiled variant's point."""
+    against T (log-log; the median of the per-round ratios, as in the tables and targets), the
+    floor, the target at T = LAYER_T and the compiled variant's point."""
     shapes = list(dict.fromkeys(layer["shape"]))
     fig, axes = plotting.figure(ncols=len(shapes), sharey=False)
     axes = np.atleast_1d(axes)
     for ax, shape in zip(axes, shapes):
         d = layer[layer["shape"] == shape].sort_values("T")
-        ann = d["ann_ms"]
-        ax.plot(d["T"], d["multistep_ms"] / ann, "s-", color=plotting.COLORS["uquant"], ms=4,
+        ax.plot(d["T"], d["multistep_vs_ann"], "s-", color=plotting.COLORS["uquant"], ms=4,
                 label="multi-step (snntorch)")
-        ax.plot(d["T"], d["squeezed_ms"] / ann, "o-", color=plotting.COLORS["lbw"], ms=4,
+        ax.plot(d["T"], d["squeezed_vs_ann"], "o-", color=plotting.COLORS["lbw"], ms=4,
                 label="squeezed (package)")
         ax.axhline(1.0, color=plotting.COLORS["fp"], lw=0.8, label="ANN floor")
         ax.plot([LAYER_T], [threshold], "v", color=plotting.COLORS["control"], label=f"target at T={LAYER_T}")

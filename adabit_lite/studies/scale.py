@@ -99,7 +99,8 @@ def sic_notes() -> list[str]:
 
 
 #: options the commands leave at the package's default, named in ``defaults_line``
-DEFAULTS_SHOWN = ("seed", "lam_w", "lam_s", "lam_T", "rho", "optimizer", "momentum")
+DEFAULTS_SHOWN = ("target", "init", "renewal", "seed", "lam_w", "lam_s", "lam_T", "rho", "optimizer",
+                  "momentum")
 
 
 def defaults_line() -> str:
