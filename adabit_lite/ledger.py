@@ -732,9 +732,12 @@ CLAIMS: tuple[Claim, ...] = (
         zero=fn(lambda se: 5 * se, rec("02_theorem", "t_steps", "2,1", "neuron original SE", -1)),
         spread=(rec("02_theorem", "t_steps", "2,1", "neuron original SE", -1),),
         book_detail=lambda r: (f"no growth: the refined neuron re-adds the same x at every step, so the "
-                               f"stale neuron errs more with probability "
+                               f"stale neuron errs more than the b-bit one with probability "
                                f"{r['02_theorem']['t_steps']['2,1']['neuron original'][-1]:.3f} at every T "
-                               f"(Monte Carlo, stale neuron against the b-bit one)"),
+                               f"(Monte Carlo); against a b'-bit neuron renewed to the paper's step it "
+                               f"grows from {r['02_theorem']['t_steps']['2,1']['neuron paper'][0]:.2f} to "
+                               f"{r['02_theorem']['t_steps']['2,1']['neuron paper'][-1]:.2f}, not as "
+                               f"1 - (1 - p)^T either"),
     ),
     Claim(
         key="renewal-error", paper="Yao et al.", title="renewal lowers the error after a bit drop",
