@@ -1109,36 +1109,35 @@ def summary_lines(ledger: list[dict]) -> list[str]:
             f"Cannot be tested here: {titles(UNTESTABLE)}."]
 
 
+def _both_stages(ledger: list[dict]) -> list[tuple[str, dict, dict]]:
+    """(claim, small stage's row, deeper stage's row) of each pair of ``STAGE_PAIRS`` in ``ledger``."""
+    by_key = {r["key"]: r for r in ledger}
+    return [(by_key[d]["title"].removesuffix(DEEPER), by_key[s], by_key[d])
+            for s, d in STAGE_PAIRS if s in by_key and d in by_key]
+
+
 def stage_rows(ledger: list[dict]) -> list[dict]:
     """The claims both training stages test (``STAGE_PAIRS``), one row each: the claim, each
     stage's verdict with its number, and whether the deeper stage changes the verdict."""
-    by_key = {r["key"]: r for r in ledger}
-    out = []
-    for small, deeper in STAGE_PAIRS:
-        if small not in by_key or deeper not in by_key:
-            continue
-        a, b = by_key[small], by_key[deeper]
-        out.append({"claim": b["title"].removesuffix(DEEPER),
-                    "small stage": f"{a['verdict']} ({a['book text']})",
-                    "deeper stage": f"{b['verdict']} ({b['book text']})",
-                    "changed": "yes" if a["verdict"] != b["verdict"] else "no"})
-    return out
+    return [{"claim": claim, "small stage": f"{a['verdict']} ({a['book text']})",
+             "deeper stage": f"{b['verdict']} ({b['book text']})",
+             "changed": "yes" if a["verdict"] != b["verdict"] else "no"}
+            for claim, a, b in _both_stages(ledger)]
 
 
 def stage_sentence(ledger: list[dict]) -> str:
     """How many of the claims both stages test change their verdict on the deeper stage, and which
     (small stage's verdict -> the deeper stage's)."""
-    both = stage_rows(ledger)
-    changed = [r for r in both if r["changed"] == "yes"]
+    both = _both_stages(ledger)
+    changed = [(claim, a, b) for claim, a, b in both if a["verdict"] != b["verdict"]]
     if not both:
         return "No claim is tested on both training stages in this build."
-    text = (f"Of the {len(both)} claim{'s' * (len(both) != 1)} that both training stages test, the deeper stage changes the "
-            f"verdict of {len(changed)}")
+    text = (f"Of the {len(both)} claim{'s' * (len(both) != 1)} that both training stages test, the deeper "
+            f"stage changes the verdict of {len(changed)}")
     if not changed:
         return text + "."
-    return text + ": " + "; ".join(
-        f"{r['claim']} ({r['small stage'].split(' (')[0]} on the small stage, "
-        f"{r['deeper stage'].split(' (')[0]} on the deeper one)" for r in changed) + "."
+    return text + ": " + "; ".join(f"{claim} ({a['verdict']} on the small stage, {b['verdict']} on the "
+                                   f"deeper one)" for claim, a, b in changed) + "."
 
 
 # (heading, class of its cells, share of the table's width in %) of the page's columns: the verdict

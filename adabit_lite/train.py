@@ -1279,8 +1279,13 @@ def command_line(cfg: TrainConfig, out: str | os.PathLike, launcher: str = "pyth
     for f in dataclasses.fields(TrainConfig):
         value = getattr(cfg, f.name)
         if value != f.default:
-            parts.append(f"--{f.name.replace('_', '-')} {value}")
+            parts.append(cli_option(f.name, value))
     return " ".join(parts)
+
+
+def cli_option(name: str, value) -> str:
+    """A TrainConfig field as the CLI option that sets it: ``--lam-T 0.01``."""
+    return f"--{name.replace('_', '-')} {value}"
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -222,7 +222,7 @@ def never_renewed_note(small: dict) -> str:
     (``allocation.flip_totals``), so that its runs train exactly as LBW's and the two columns of
     ``paper_vs_book`` are equal there; "" where there is none."""
     quiet = [t for t, g in small.items() if g.get(PAPER_RULE) and g.get("LBW")
-             and all(al.flip_totals(r)["w_renewals"] + al.flip_totals(r)["s_renewals"] == 0
+             and all(sum(al.flip_totals(r)[k] for k in ("w_renewals", "s_renewals")) == 0
                      for r in g[PAPER_RULE])]
     if not quiet:
         return ""

@@ -14,7 +14,7 @@ import pandas as pd
 from .. import data
 from ..paper import paper_table
 from ..results import find_result
-from ..train import TrainConfig, command_line
+from ..train import TrainConfig, cli_option, command_line
 
 #: the ablation table's methods: its column and the renewal variant (None: U-quant)
 METHODS = {"U-quant": ("uquant", None), "LBW": ("lbw", "none"),
@@ -69,7 +69,7 @@ def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
 
     def add(data, target, method, paper_wst, paper_top1, cfg, note=""):
         acc, wst = stored_accuracy(results_dir, cfg)
-        sic = " (sic)" if str(note).startswith("(sic)") else ""
+        sic = f" {SIC}" if is_sic(note) else ""
         rows.append({"data": data, "target": target, "method": method,
                      "paper W/S/T": wst_text(paper_wst, int(target.split("/")[2])) + sic
                      if isinstance(paper_wst, str) else "",
@@ -90,12 +90,20 @@ def scale_rows(results_dir, epochs: int, batch_size: int, device: str,
     return pd.DataFrame(rows)
 
 
+SIC = "(sic)"  # a data file's note that starts so: the paper prints the cell as it is, inconsistent
+
+
+def is_sic(note) -> bool:
+    """Whether a data file's note marks its cell as printed so by the paper (``SIC``)."""
+    return isinstance(note, str) and note.startswith(SIC)
+
+
 def sic_notes() -> list[str]:
-    """The data file's notes on the paper cells this chapter shows that are marked "(sic)" (the
-    paper prints them so): one line per CIFAR table row."""
+    """The data file's notes on the paper cells this chapter shows that are marked ``SIC``: one
+    line per CIFAR table row."""
     cifar = paper_table("yao_cifar")
-    ours = cifar[cifar["method"].str.startswith("Ours") & cifar["notes"].fillna("").str.startswith("(sic)")]
-    return [f"(sic) {r['method']}: {r['notes'].removeprefix('(sic)').strip()}" for _, r in ours.iterrows()]
+    ours = cifar[cifar["method"].str.startswith("Ours") & cifar["notes"].map(is_sic)]
+    return [f"{SIC} {r['method']}: {r['notes'].removeprefix(SIC).strip()}" for _, r in ours.iterrows()]
 
 
 #: options the commands leave at the package's default, named in ``defaults_line``
@@ -106,10 +114,8 @@ DEFAULTS_SHOWN = ("target", "init", "renewal", "seed", "lam_w", "lam_s", "lam_T"
 def defaults_line() -> str:
     """The defaults that every command relies on without writing them (the paper's rows are one
     run each: seed 0 here)."""
-    import dataclasses
-
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    shown = ", ".join(f"--{n.replace('_', '-')} {defaults[n]}" for n in DEFAULTS_SHOWN)
+    defaults = TrainConfig()
+    shown = ", ".join(cli_option(n, getattr(defaults, n)) for n in DEFAULTS_SHOWN)
     return (f"Options a command leaves out take the package's defaults: {shown}, and the reference "
             "recipe's learning rates and weight decay (python -m adabit_lite.train --help lists them all).")
 
